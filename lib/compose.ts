@@ -1,0 +1,83 @@
+// The composition root: the one place that turns configuration into adapters. Functions call
+// it once per cold start; tests and the local control plane call it with their endpoints in
+// the standard AWS_ENDPOINT_URL_* variables, so no code path exists only for tests.
+
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { SqsReplySender } from './commands/reply.ts';
+import { FlavorCatalog } from './compute/flavors.ts';
+import type { ComputeDeps, Logger } from './compute/runtime.ts';
+import type { Config } from './config.ts';
+import { EventBridgePublisher } from './notifications/publisher.ts';
+import { DynamoDbStateStore } from './store/dynamodb-state-store.ts';
+import type { ComputeDriver } from './virt/driver.ts';
+import { createLifecycleSink } from './compute/lifecycle-transport.ts';
+import { DynamoDbFakeHypervisorStore } from './virt/fake/dynamodb-store.ts';
+import { FakeDriver } from './virt/fake/driver.ts';
+import { ErrorCode, StratusError } from './errors.ts';
+
+export interface AwsClients {
+  dynamodb: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  eventbridge: EventBridgeClient;
+  sqs: SQSClient;
+}
+
+export function awsClients(): AwsClients {
+  const dynamodb = new DynamoDBClient({});
+  return {
+    dynamodb,
+    doc: DynamoDBDocumentClient.from(dynamodb, {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    eventbridge: new EventBridgeClient({}),
+    // A local SQS endpoint (AWS_ENDPOINT_URL_SQS) hands out queue URLs whose host may not
+    // resolve; use the configured endpoint then. In AWS the queue URL picks the right region.
+    sqs: new SQSClient({ useQueueUrlAsEndpoint: !process.env.AWS_ENDPOINT_URL_SQS }),
+  };
+}
+
+export function createDriver(
+  config: Config,
+  clients: AwsClients,
+  env: Record<string, string | undefined> = process.env,
+): ComputeDriver {
+  if (config.driver === 'ec2') {
+    throw new StratusError(
+      ErrorCode.ConfigError,
+      'driver=ec2 is not available in this release; use driver=fake',
+    );
+  }
+  return new FakeDriver({
+    nodes: config.fake_nodes,
+    store: new DynamoDbFakeHypervisorStore({
+      client: clients.doc,
+      tableName: config.tables.fakeHypervisor,
+    }),
+    sink: createLifecycleSink(config, clients, env),
+    async: config.fake_async,
+  });
+}
+
+export function composeComputeDeps(
+  config: Config,
+  logger: Logger,
+  clients: AwsClients = awsClients(),
+): ComputeDeps {
+  return {
+    config,
+    store: new DynamoDbStateStore(clients.doc, config.tables.state),
+    driver: createDriver(config, clients),
+    publisher: new EventBridgePublisher({
+      client: clients.eventbridge,
+      busName: config.event_bus,
+      source: config.event_source,
+    }),
+    replies: new SqsReplySender(clients.sqs),
+    flavors: new FlavorCatalog(config.flavors),
+    clock: () => new Date(),
+    logger,
+  };
+}

@@ -1,0 +1,78 @@
+// Completes tasks the driver left pending, from its lifecycle events (ARCHITECTURE §2.5: the
+// contract's register_event_listener / emit_event). An event finishes the owning command's
+// task through the same function a synchronous finish uses. Events that arrive late, twice or
+// out of order change nothing: the task must still be pending on exactly that transition.
+
+import type { Command } from '../commands/schemas.ts';
+import { StratusError } from '../errors.ts';
+import type { ActionRecord } from '../store/state-store.ts';
+import { type Operation, isOperation } from '../topology.ts';
+import type { LifecycleEvent } from '../virt/events.ts';
+import { PROGRESS_PENDING_EXPECT, finishSpawn } from './operations/build-and-run-instance.ts';
+import { finishDelete } from './operations/terminate-instance.ts';
+import { CommandRuntime, type ComputeDeps, deliverCommitted } from './runtime.ts';
+import { POWER_STATE_FOR_TRANSITION } from './states.ts';
+
+export type LifecycleResult = 'completed' | 'ignored';
+
+/** Rebuilds enough of the owning command to finish it (args are not stored: they may hold secrets). */
+function commandOf(action: ActionRecord): Command {
+  return {
+    version: 1,
+    command_id: action.command_id,
+    operation: action.operation as Operation,
+    context: {
+      user_id: action.user_id ?? '',
+      project_id: action.project_id ?? '',
+      request_id: action.request_id,
+      roles: [],
+    },
+    instance_id: action.instance_id ?? '',
+    args: {} as Command['args'],
+    ...(action.reply_to ? { reply_to: action.reply_to } : {}),
+  };
+}
+
+const COMPLETIONS: Partial<
+  Record<Operation, (rt: CommandRuntime, event: LifecycleEvent) => Promise<void>>
+> = {
+  build_and_run_instance: (rt, event) =>
+    finishSpawn(rt, POWER_STATE_FOR_TRANSITION[event.transition]),
+  terminate_instance: (rt) => finishDelete(rt),
+};
+
+export async function handleLifecycleEvent(
+  deps: ComputeDeps,
+  event: LifecycleEvent,
+): Promise<LifecycleResult> {
+  const instance = await deps.store.getInstance(event.instanceId);
+  if (!instance?.task_owner) return 'ignored';
+  const action = await deps.store.getAction(
+    { kind: 'instance', id: instance.instance_id },
+    instance.task_owner,
+  );
+  if (
+    !action ||
+    action.status !== 'running' ||
+    action.progress[PROGRESS_PENDING_EXPECT] !== event.transition
+  ) {
+    deps.logger.info('lifecycle event matches no pending task', {
+      instance_id: event.instanceId,
+      transition: event.transition,
+    });
+    return 'ignored';
+  }
+  if (!isOperation(action.operation)) return 'ignored';
+  const complete = COMPLETIONS[action.operation];
+  if (!complete) return 'ignored';
+  const rt = new CommandRuntime(deps, commandOf(action));
+  try {
+    await complete(rt, event);
+  } catch (e) {
+    // A twin of this event completed the task a moment ago.
+    if (e instanceof StratusError && e.status === 409) return 'ignored';
+    throw e;
+  }
+  await deliverCommitted(deps, rt.subject, action.command_id);
+  return 'completed';
+}

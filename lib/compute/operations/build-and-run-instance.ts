@@ -1,0 +1,373 @@
+// build_and_run_instance (nova-compute.md §1.1): the API creates the instance BUILDING /
+// SCHEDULING, the scheduler picks a node, then compute walks
+//   None → NETWORKING → BLOCK_DEVICE_MAPPING → SPAWNING → ACTIVE / None / RUNNING
+// each step a conditional write expecting the previous task_state. A redelivered command
+// resumes at the step its instance records; spawn itself is idempotent (the driver's
+// ClientToken is the command id), so a crash between spawn and the final write spawns once.
+
+import type { ArgsOf, Command } from '../../commands/schemas.ts';
+import { ErrorCode, StratusError, UnexpectedTaskStateError, isStratusError } from '../../errors.ts';
+import type { DriverResult } from '../../virt/driver.ts';
+import type { OperationHandler } from '../executor.ts';
+import type { Instance } from '../instance.ts';
+import { selectNode } from '../node-selection.ts';
+import type { CommandRuntime} from '../runtime.ts';
+import { newAction } from '../runtime.ts';
+import { PowerState, TaskState, VmState } from '../states.ts';
+
+type BuildArgs = ArgsOf<'build_and_run_instance'>;
+type BuildRuntime = CommandRuntime & { command: Command<'build_and_run_instance'> };
+
+/** The action event Nova records around the compute manager's build method. */
+const BUILD_EVENT = 'compute__do_build_and_run_instance';
+/** How long an asynchronous spawn may stay pending before the sweeper fails it (seconds). */
+export const PROGRESS_PENDING_EXPECT = 'pending_expect';
+export const PROGRESS_PENDING_DEADLINE = 'pending_deadline';
+
+function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instance {
+  const flavor = rt.deps.flavors.find(args.flavor);
+  if (!flavor)
+    throw new StratusError(ErrorCode.UnknownFlavor, `Flavor ${args.flavor} could not be found.`);
+  const cmd = rt.command;
+  const displayName = args.display_name ?? `Server ${cmd.instance_id}`;
+  return {
+    instance_id: cmd.instance_id,
+    project_id: cmd.context.project_id,
+    user_id: cmd.context.user_id,
+    display_name: displayName,
+    hostname: args.hostname ?? `server-${cmd.instance_id.slice(0, 8)}`,
+    reservation_id: `r-${cmd.instance_id.slice(0, 8)}`,
+    flavor: { ...flavor },
+    image_ref: args.image_ref,
+    image_meta: {},
+    metadata: args.metadata ?? {},
+    key_name: args.key_name ?? null,
+    security_groups: args.security_groups ?? ['default'],
+    ports: [],
+    block_device_mapping: (args.block_device_mapping ?? []).map((b) => ({
+      volume_id: b.volume_id,
+      device_name: b.device_name ?? null,
+      boot_index: b.boot_index ?? null,
+      delete_on_termination: b.delete_on_termination,
+    })),
+    vm_state: VmState.BUILDING,
+    task_state: TaskState.SCHEDULING,
+    power_state: PowerState.NOSTATE,
+    task_owner: cmd.command_id,
+    progress: 0,
+    host: null,
+    node: null,
+    availability_zone: args.availability_zone ?? null,
+    locked: false,
+    locked_by: null,
+    locked_reason: null,
+    os_type: null,
+    architecture: null,
+    kernel_id: '',
+    ramdisk_id: '',
+    access_ip_v4: null,
+    access_ip_v6: null,
+    created_at: now,
+    updated_at: now,
+    launched_at: null,
+    terminated_at: null,
+    deleted_at: null,
+    deleted: false,
+    version: 1,
+  };
+}
+
+export function driverContext(rt: CommandRuntime) {
+  return { commandId: rt.command.command_id, requestId: rt.command.context.request_id };
+}
+
+/** A write of this command's build step: it must still own the task. */
+function owned(rt: CommandRuntime, current: Instance, expected: TaskState | null): void {
+  if (current.task_owner !== rt.command.command_id) {
+    throw new UnexpectedTaskStateError(current.instance_id, [expected], current.task_state);
+  }
+}
+
+async function step(
+  rt: BuildRuntime,
+  from: TaskState | null,
+  to: TaskState | null,
+  extra: {
+    changes?: Partial<Instance>;
+    before?: (i: Instance) => ReturnType<CommandRuntime['notify']>[];
+  } = {},
+): Promise<Instance> {
+  const res = await rt.deps.store.updateInstance({
+    instanceId: rt.command.instance_id,
+    action: rt.actionRef,
+    expect: { taskState: [from], vmState: [VmState.BUILDING] },
+    changes: (current) => {
+      owned(rt, current, from);
+      return { ...extra.changes, task_state: to };
+    },
+    notifications: (old, next) => [...(extra.before?.(old) ?? []), ...rt.updates(old, next)],
+    now: rt.now(),
+  });
+  return res.new;
+}
+
+/** The final write of a successful spawn; also the completion path for a lifecycle event. */
+export async function finishSpawn(
+  rt: CommandRuntime,
+  powerState: PowerState,
+  ports?: Instance['ports'],
+): Promise<void> {
+  const now = rt.now();
+  await rt.deps.store.updateInstance({
+    instanceId: rt.command.instance_id,
+    action: rt.actionRef,
+    expect: { taskState: [TaskState.SPAWNING], vmState: [VmState.BUILDING] },
+    changes: (current) => {
+      owned(rt, current, TaskState.SPAWNING);
+      return {
+        vm_state: VmState.ACTIVE,
+        task_state: null,
+        task_owner: null,
+        power_state: powerState,
+        launched_at: now.toISOString(),
+        ...(ports ? { ports } : {}),
+      };
+    },
+    notifications: (old, next) => [
+      ...rt.updates(old, next),
+      rt.notify(next, 'create.end', { extra: { message: 'Success' }, includeFixedIps: true }),
+    ],
+    event: {
+      event: BUILD_EVENT,
+      start_time: now.toISOString(),
+      finish_time: now.toISOString(),
+      result: 'Success',
+    },
+    finish: rt.outcome('succeeded'),
+    now,
+  });
+}
+
+/** Nova's failure rule for a build: fault, create.error, ERROR / None; the guest is cleaned up. */
+export async function failBuild(rt: CommandRuntime, error: unknown): Promise<void> {
+  const now = rt.now();
+  const current = await rt.deps.store.getInstance(rt.command.instance_id);
+  if (current?.node) {
+    // Nova destroys what a failed spawn left behind; destroy of an unknown guest is a no-op.
+    await rt.deps.driver
+      .destroy(driverContext(rt), current)
+      .catch((e: unknown) =>
+        rt.deps.logger.warn('cleanup after failed build did not finish', { error: String(e) }),
+      );
+  }
+  try {
+    await rt.deps.store.updateInstance({
+      instanceId: rt.command.instance_id,
+      action: rt.actionRef,
+      expect: { vmState: [VmState.BUILDING] },
+      changes: (c) => {
+        owned(rt, c, c.task_state);
+        return {
+          vm_state: VmState.ERROR,
+          task_state: null,
+          task_owner: null,
+          power_state: PowerState.NOSTATE,
+        };
+      },
+      notifications: (old, next) => [
+        ...rt.updates(old, next),
+        rt.notifyError(next, 'create', error),
+      ],
+      fault: current ? rt.fault(current, error) : undefined,
+      event: {
+        event: BUILD_EVENT,
+        start_time: now.toISOString(),
+        finish_time: now.toISOString(),
+        result: 'Error',
+      },
+      finish: rt.outcome('failed', error),
+      now,
+    });
+  } catch (e) {
+    if (!isPreemption(e)) throw e;
+    await preempted(rt, e);
+  }
+}
+
+/**
+ * The task or the record moved on under this build: a delete took the task, or finished and
+ * left the record DELETED (a vm_state conflict). Either way the build is over.
+ */
+function isPreemption(e: unknown): e is StratusError {
+  return (
+    e instanceof UnexpectedTaskStateError ||
+    (isStratusError(e) && e.code === ErrorCode.InstanceUpdateConflict)
+  );
+}
+
+/**
+ * Another command took the task (a delete, in practice). Nova aborts the build quietly: no
+ * create.error, no fault. The guest this build may have spawned is destroyed so none leaks.
+ */
+async function preempted(rt: CommandRuntime, error: StratusError): Promise<void> {
+  const current = await rt.deps.store.getInstance(rt.command.instance_id);
+  if (current) {
+    await rt.deps.driver.destroy(driverContext(rt), current);
+  }
+  await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+    finish: rt.outcome('failed', error),
+  });
+}
+
+async function spawn(
+  rt: BuildRuntime,
+  instance: Instance,
+): Promise<DriverResult & { ports?: Instance['ports'] }> {
+  const args = rt.command.args;
+  return rt.deps.driver.spawn(driverContext(rt), instance, {
+    imageRef: instance.image_ref,
+    imageMeta: instance.image_meta,
+    injectedFiles: args.injected_files ?? [],
+    adminPassword: args.admin_password ?? null,
+    userData: args.user_data ?? null,
+    requestedNetworks: args.networks ?? [],
+    blockDeviceMapping: instance.block_device_mapping,
+    powerOn: true,
+  });
+}
+
+export const buildAndRunInstance: OperationHandler<Instance> = {
+  operation: 'build_and_run_instance',
+
+  async prepare(rt, admin) {
+    const brt = rt as BuildRuntime;
+    const args = brt.command.args;
+    if (args.node !== undefined && !admin) {
+      throw new StratusError(ErrorCode.Forbidden, 'Only an admin may choose the node');
+    }
+    const instance = initialInstance(brt, args, rt.now().toISOString());
+    const existing = await rt.deps.store.getInstance(instance.instance_id);
+    if (existing) {
+      throw new StratusError(
+        ErrorCode.InstanceExists,
+        `Instance ${instance.instance_id} already exists.`,
+      );
+    }
+    return instance;
+  },
+
+  async start(rt, instance) {
+    const action = newAction(rt.command, rt.subject, rt.now());
+    const created = await rt.deps.store.createInstance(
+      instance,
+      action,
+      rt.updates(null, instance),
+    );
+    if (!created.created) {
+      // Lost a race with another command for the same instance id: nothing of ours was written.
+      throw new StratusError(
+        ErrorCode.InstanceExists,
+        `Instance ${instance.instance_id} already exists.`,
+      );
+    }
+  },
+
+  async perform(rt) {
+    const brt = rt as BuildRuntime;
+    const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
+    if (action?.status !== 'running') return;
+    if (action.progress[PROGRESS_PENDING_EXPECT]) return; // waiting on a lifecycle event
+    try {
+      let instance = await rt.deps.store.getInstance(rt.command.instance_id);
+      while (instance) {
+        if (instance.task_owner !== rt.command.command_id) {
+          throw new UnexpectedTaskStateError(
+            instance.instance_id,
+            [instance.task_state],
+            instance.task_state,
+          );
+        }
+        switch (instance.task_state) {
+          case TaskState.SCHEDULING: {
+            const placement = await selectNode(
+              rt.deps,
+              driverContext(rt),
+              brt.command.args,
+              instance,
+            );
+            instance = await step(brt, TaskState.SCHEDULING, null, {
+              changes: { host: rt.deps.config.host, ...placement },
+            });
+            break;
+          }
+          case null:
+            instance = await step(brt, null, TaskState.NETWORKING, {
+              before: (i) => [rt.notify(i, 'create.start', { extra: { image_name: i.image_ref } })],
+            });
+            break;
+          case TaskState.NETWORKING:
+            instance = await step(brt, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING);
+            break;
+          case TaskState.BLOCK_DEVICE_MAPPING:
+            instance = await step(brt, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING);
+            break;
+          case TaskState.SPAWNING: {
+            const result = await spawn(brt, instance);
+            if (result.status === 'done') {
+              await finishSpawn(rt, result.powerState, result.ports);
+            } else {
+              const deadline = new Date(rt.now().getTime() + result.deadlineSeconds * 1000);
+              await rt.deps.store.updateInstance({
+                instanceId: instance.instance_id,
+                action: rt.actionRef,
+                expect: { taskState: [TaskState.SPAWNING] },
+                changes: (c) => {
+                  owned(rt, c, TaskState.SPAWNING);
+                  return result.ports ? { ports: result.ports } : {};
+                },
+                progress: {
+                  [PROGRESS_PENDING_EXPECT]: result.expect,
+                  [PROGRESS_PENDING_DEADLINE]: deadline.toISOString(),
+                },
+                now: rt.now(),
+              });
+            }
+            return;
+          }
+          default:
+            throw new UnexpectedTaskStateError(
+              instance.instance_id,
+              [TaskState.SPAWNING],
+              instance.task_state,
+            );
+        }
+      }
+    } catch (e) {
+      if (isPreemption(e)) return preempted(rt, e);
+      if (!isStratusError(e) && !(e instanceof Error)) throw e;
+      if (isRetryable(e)) throw e;
+      await failBuild(rt, e);
+    }
+  },
+};
+
+/** Infrastructure faults (throttling, network) are retried by SQS, not recorded as build failures. */
+export function isRetryable(e: unknown): boolean {
+  if (isStratusError(e)) return false;
+  const name = (e as { name?: string }).name ?? '';
+  const meta = (e as { $metadata?: unknown }).$metadata;
+  const retryableNames = [
+    'ThrottlingException',
+    'ProvisionedThroughputExceededException',
+    'TransactionConflictException',
+    'RequestLimitExceeded',
+    'InternalServerError',
+    'ServiceUnavailable',
+    'TimeoutError',
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'NotificationPublishError',
+    'TransactionCanceledException',
+  ];
+  return meta !== undefined || retryableNames.includes(name);
+}

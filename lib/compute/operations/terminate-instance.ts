@@ -1,0 +1,188 @@
+// terminate_instance (nova-compute.md §1.1). Any vm/task state may be deleted (launch not
+// required); the API sets DELETING without checking the task, pre-empting whatever ran.
+// Stratus keeps that rule but still names what it expects: every task state but DELETING and
+// SOFT_DELETING, every vm_state but DELETED. Compute then shuts the guest down and the record
+// ends DELETED / None / NOSTATE with terminated_at and deleted_at, readable for the audit.
+// An instance that never reached a node is deleted locally (delete.start/.end only), as Nova's
+// API does.
+
+import { ErrorCode, StratusError, UnexpectedTaskStateError, isStratusError } from '../../errors.ts';
+import type { OperationHandler } from '../executor.ts';
+import type { Instance } from '../instance.ts';
+import type { CommandRuntime} from '../runtime.ts';
+import { newAction } from '../runtime.ts';
+import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
+import {
+  PROGRESS_PENDING_DEADLINE,
+  PROGRESS_PENDING_EXPECT,
+  driverContext,
+  isRetryable,
+} from './build-and-run-instance.ts';
+import { loadOwnedInstance } from './instance-access.ts';
+
+const TERMINATE_EVENT = 'compute_terminate_instance';
+const DELETABLE_TASK_STATES = [
+  null,
+  ...ALL_TASK_STATES.filter((t) => t !== TaskState.DELETING && t !== TaskState.SOFT_DELETING),
+];
+const DELETABLE_VM_STATES = ALL_VM_STATES.filter((v) => v !== VmState.DELETED);
+
+function ownsDeletion(rt: CommandRuntime, current: Instance): void {
+  if (current.task_state !== TaskState.DELETING || current.task_owner !== rt.command.command_id) {
+    throw new UnexpectedTaskStateError(
+      current.instance_id,
+      [TaskState.DELETING],
+      current.task_state,
+    );
+  }
+}
+
+/** The final write; also the completion path when the driver's destroy finishes later. */
+export async function finishDelete(rt: CommandRuntime): Promise<void> {
+  const now = rt.now();
+  await rt.deps.store.updateInstance({
+    instanceId: rt.command.instance_id,
+    action: rt.actionRef,
+    expect: { taskState: [TaskState.DELETING] },
+    changes: (current) => {
+      ownsDeletion(rt, current);
+      return {
+        vm_state: VmState.DELETED,
+        task_state: null,
+        task_owner: null,
+        power_state: PowerState.NOSTATE,
+        progress: 0,
+        terminated_at: now.toISOString(),
+        deleted_at: now.toISOString(),
+        deleted: true,
+      };
+    },
+    notifications: (old, next) => [
+      ...(old.host ? [rt.notify(next, 'shutdown.end')] : []),
+      ...rt.updates(old, next),
+      rt.notify(next, 'delete.end'),
+    ],
+    event: {
+      event: TERMINATE_EVENT,
+      start_time: now.toISOString(),
+      finish_time: now.toISOString(),
+      result: 'Success',
+    },
+    finish: rt.outcome('succeeded'),
+    now,
+  });
+}
+
+async function failDelete(rt: CommandRuntime, error: unknown): Promise<void> {
+  const now = rt.now();
+  await rt.deps.store.updateInstance({
+    instanceId: rt.command.instance_id,
+    action: rt.actionRef,
+    expect: { taskState: [TaskState.DELETING] },
+    changes: (current) => {
+      ownsDeletion(rt, current);
+      return { vm_state: VmState.ERROR, task_state: null, task_owner: null };
+    },
+    notifications: (old, next) => rt.updates(old, next),
+    fault: {
+      ...rt.fault((await rt.deps.store.getInstance(rt.command.instance_id)) as Instance, error),
+    },
+    event: {
+      event: TERMINATE_EVENT,
+      start_time: now.toISOString(),
+      finish_time: now.toISOString(),
+      result: 'Error',
+    },
+    finish: rt.outcome('failed', error),
+    now,
+  });
+}
+
+export const terminateInstance: OperationHandler<void> = {
+  operation: 'terminate_instance',
+
+  async prepare(rt, admin) {
+    const instance = await loadOwnedInstance(rt, admin);
+    if (instance.locked && !admin) {
+      throw new StratusError(
+        ErrorCode.InstanceIsLocked,
+        `Instance ${instance.instance_id} is locked`,
+      );
+    }
+    if (
+      instance.task_state === TaskState.DELETING ||
+      instance.task_state === TaskState.SOFT_DELETING
+    ) {
+      throw new StratusError(
+        ErrorCode.InstanceInvalidState,
+        `Instance ${instance.instance_id} is already being deleted (task_state ${instance.task_state})`,
+      );
+    }
+  },
+
+  async start(rt) {
+    await rt.deps.store.startAction(newAction(rt.command, rt.subject, rt.now()));
+  },
+
+  async perform(rt) {
+    const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
+    if (action?.status !== 'running' || action.progress[PROGRESS_PENDING_EXPECT]) return;
+    let instance = await rt.deps.store.getInstance(rt.command.instance_id);
+    if (!instance)
+      throw new StratusError(
+        ErrorCode.InstanceNotFound,
+        `Instance ${rt.command.instance_id} could not be found.`,
+      );
+
+    if (
+      instance.task_state !== TaskState.DELETING ||
+      instance.task_owner !== rt.command.command_id
+    ) {
+      try {
+        const res = await rt.deps.store.updateInstance({
+          instanceId: instance.instance_id,
+          action: rt.actionRef,
+          expect: { taskState: DELETABLE_TASK_STATES, vmState: DELETABLE_VM_STATES },
+          changes: {
+            task_state: TaskState.DELETING,
+            task_owner: rt.command.command_id,
+            progress: 0,
+          },
+          notifications: (old, next) => [
+            ...rt.updates(old, next),
+            rt.notify(next, 'delete.start'),
+            ...(next.host ? [rt.notify(next, 'shutdown.start')] : []),
+          ],
+          now: rt.now(),
+        });
+        instance = res.new;
+      } catch (e) {
+        if (!(e instanceof StratusError) || e.status !== 409) throw e;
+        // Another delete won the race: ours changed nothing.
+        await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+          finish: { ...rt.outcome('rejected', e) },
+        });
+        return;
+      }
+    }
+
+    if (!instance.host) return finishDelete(rt);
+    try {
+      const result = await rt.deps.driver.destroy(driverContext(rt), instance);
+      if (result.status === 'pending') {
+        const deadline = new Date(rt.now().getTime() + result.deadlineSeconds * 1000);
+        await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+          progress: {
+            [PROGRESS_PENDING_EXPECT]: result.expect,
+            [PROGRESS_PENDING_DEADLINE]: deadline.toISOString(),
+          },
+        });
+        return;
+      }
+      await finishDelete(rt);
+    } catch (e) {
+      if (isRetryable(e) || (isStratusError(e) && e instanceof UnexpectedTaskStateError)) throw e;
+      await failDelete(rt, e);
+    }
+  },
+};

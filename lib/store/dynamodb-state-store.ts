@@ -1,0 +1,389 @@
+// StateStore on DynamoDB (single table, TABLES.state in lib/topology.ts).
+//
+// Items:   instance   pk inst#<id>       sk instance
+//          action     pk <subject key>   sk action#<command_id>   (+ command_id for the by-command index)
+//          fault      pk inst#<id>       sk fault#<created_at>#<command_id>
+
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { assertExpectation, changedFields } from '../compute/expectations.ts';
+import type { Instance } from '../compute/instance.ts';
+import { ErrorCode, StratusError, InstanceNotFoundError } from '../errors.ts';
+import type { Notification } from '../notifications/notification.ts';
+import { TABLES } from '../topology.ts';
+import { nextOutboxSeq } from './outbox-seq.ts';
+import {
+  type ActionEvent,
+  type ActionRecord,
+  type ActionSubject,
+  type InstanceFault,
+  type InstanceWrite,
+  type StateStore,
+  type WriteResult,
+  applyChanges,
+  subjectKey,
+} from './state-store.ts';
+
+const INSTANCE_SK = 'instance';
+const MAX_WRITE_ATTEMPTS = 8;
+
+const instanceKey = (id: string) => ({ pk: `inst#${id}`, sk: INSTANCE_SK });
+const actionKey = (subject: ActionSubject, commandId: string) => ({
+  pk: subjectKey(subject),
+  sk: `action#${commandId}`,
+});
+
+function stripKeys<T>(item: Record<string, unknown>): T {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest as T;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Full-jitter backoff for lost races and transaction conflicts. */
+const backoff = (attempt: number) => sleep(Math.random() * Math.min(200, 10 * 2 ** attempt));
+
+/** Builds `SET outbox.#m0 = :m0, …` parts for notifications committed with a write. */
+function outboxUpdate(
+  notifications: Notification[],
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+): string[] {
+  return notifications.map((n, i) => {
+    names[`#m${i}`] = n.message_id;
+    values[`:m${i}`] = { seq: nextOutboxSeq(), notification: n };
+    return `outbox.#m${i} = :m${i}`;
+  });
+}
+
+/** The action half of a commit: outbox entries, an event, progress and/or the final outcome. */
+function actionUpdate(
+  tableName: string,
+  subject: ActionSubject,
+  commandId: string,
+  update: {
+    notifications?: Notification[];
+    event?: ActionEvent;
+    progress?: ActionRecord['progress'];
+    finish?: InstanceWrite['finish'];
+  },
+  now: Date,
+) {
+  const names: Record<string, string> = { '#status': 'status' };
+  const values: Record<string, unknown> = { ':running': 'running' };
+  const sets = outboxUpdate(update.notifications ?? [], names, values);
+  if (update.event) {
+    values[':ev'] = [update.event];
+    values[':none'] = [];
+    sets.push('events = list_append(if_not_exists(events, :none), :ev)');
+  }
+  for (const [i, [k, v]] of Object.entries(update.progress ?? {}).entries()) {
+    names[`#p${i}`] = k;
+    values[`:p${i}`] = v;
+    sets.push(`progress.#p${i} = :p${i}`);
+  }
+  if (update.finish) {
+    const { error_code, ...outcome } = update.finish;
+    values[':final'] = outcome.status;
+    values[':outcome'] = outcome;
+    values[':error_code'] = error_code ?? null;
+    values[':finish'] = now.toISOString();
+    sets.push(
+      '#status = :final',
+      'outcome = :outcome',
+      'error_code = :error_code',
+      'finish_time = :finish',
+    );
+  }
+  // An empty update still checks the action is running (and returns it).
+  if (sets.length === 0) sets.push('#status = #status');
+  return {
+    TableName: tableName,
+    Key: actionKey(subject, commandId),
+    UpdateExpression: `SET ${sets.join(', ')}`,
+    // Only a running action accepts changes: a finished command's record is final.
+    ConditionExpression: '#status = :running',
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}
+
+export class DynamoDbStateStore implements StateStore {
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly table: string;
+
+  constructor(doc: DynamoDBDocumentClient, tableName: string) {
+    this.doc = doc;
+    this.table = tableName;
+  }
+
+  async getInstance(instanceId: string): Promise<Instance | null> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: instanceKey(instanceId), ConsistentRead: true }),
+    );
+    return out.Item ? stripKeys<Instance>(out.Item) : null;
+  }
+
+  async createInstance(instance: Instance, action: ActionRecord, notifications: Notification[]) {
+    const outbox = Object.fromEntries(
+      notifications.map((n) => [n.message_id, { seq: nextOutboxSeq(), notification: n }]),
+    );
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                Item: { ...instanceKey(instance.instance_id), ...instance },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: { ...this.actionItem({ ...action, outbox }) },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+      return { created: true as const };
+    } catch (e) {
+      if (!(e instanceof TransactionCanceledException)) throw e;
+      const existing = await this.getInstance(instance.instance_id);
+      if (existing) return { created: false as const, existing };
+      throw new StratusError(
+        ErrorCode.InstanceUpdateConflict,
+        `Could not create instance ${instance.instance_id}: its action ${action.command_id} already exists`,
+        { cause: e },
+      );
+    }
+  }
+
+  async updateInstance(write: InstanceWrite): Promise<WriteResult> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.getInstance(write.instanceId);
+      if (!current) throw new InstanceNotFoundError(write.instanceId);
+      assertExpectation(current, write.expect);
+      const changes = typeof write.changes === 'function' ? write.changes(current) : write.changes;
+      const next = applyChanges(current, changes, write.now);
+      const written = changedFields(current, next).length > 0;
+      const notifications =
+        written && write.notifications ? write.notifications(current, next) : [];
+      const actionPart =
+        notifications.length > 0 || write.event || write.finish || write.progress || write.fault
+          ? actionUpdate(
+              this.table,
+              write.action.subject,
+              write.action.commandId,
+              { ...write, notifications },
+              write.now,
+            )
+          : undefined;
+      if (!written && !actionPart) return { old: current, new: current, written: false };
+      try {
+        await this.doc.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              ...(written
+                ? [
+                    {
+                      Put: {
+                        TableName: this.table,
+                        Item: { ...instanceKey(next.instance_id), ...next },
+                        // The version names the exact state this write expects.
+                        ConditionExpression: 'version = :v',
+                        ExpressionAttributeValues: { ':v': current.version },
+                      },
+                    },
+                  ]
+                : []),
+              ...(actionPart ? [{ Update: actionPart }] : []),
+              ...(write.fault
+                ? [{ Put: { TableName: this.table, Item: this.faultItem(write.fault) } }]
+                : []),
+            ],
+          }),
+        );
+        return written
+          ? { old: current, new: next, written }
+          : { old: current, new: current, written };
+      } catch (e) {
+        if (!(e instanceof TransactionCanceledException) || attempt + 1 >= MAX_WRITE_ATTEMPTS)
+          throw e;
+        const reasons = e.CancellationReasons ?? [];
+        const actionIndex = written ? 1 : 0;
+        if (actionPart && reasons[actionIndex]?.Code === 'ConditionalCheckFailed') {
+          throw new StratusError(
+            ErrorCode.InstanceUpdateConflict,
+            `Action ${write.action.commandId} is no longer running`,
+            { cause: e },
+          );
+        }
+        // The instance changed under us (or a transaction conflict): re-read and re-check.
+        await backoff(attempt);
+      }
+    }
+  }
+
+  async getAction(subject: ActionSubject, commandId: string): Promise<ActionRecord | null> {
+    const out = await this.doc.send(
+      new GetCommand({
+        TableName: this.table,
+        Key: actionKey(subject, commandId),
+        ConsistentRead: true,
+      }),
+    );
+    return out.Item ? this.fromActionItem(out.Item) : null;
+  }
+
+  async startAction(action: ActionRecord): Promise<{ created: boolean; action: ActionRecord }> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: this.actionItem(action),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return { created: true, action };
+    } catch (e) {
+      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
+      const existing = await this.getAction(action.subject, action.command_id);
+      if (!existing) throw e;
+      return { created: false, action: existing };
+    }
+  }
+
+  async recordOnAction(
+    subject: ActionSubject,
+    commandId: string,
+    update: Parameters<StateStore['recordOnAction']>[2],
+  ): Promise<ActionRecord> {
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          ...actionUpdate(this.table, subject, commandId, update, new Date()),
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return this.fromActionItem(out.Attributes ?? {});
+    } catch (e) {
+      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
+      throw new StratusError(
+        ErrorCode.InstanceUpdateConflict,
+        `Action ${commandId} is no longer running`,
+        { cause: e },
+      );
+    }
+  }
+
+  async clearOutbox(
+    subject: ActionSubject,
+    commandId: string,
+    messageIds: string[],
+  ): Promise<void> {
+    if (messageIds.length === 0) return;
+    const names = Object.fromEntries(messageIds.map((id, i) => [`#m${i}`, id]));
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: actionKey(subject, commandId),
+        UpdateExpression: `REMOVE ${messageIds.map((_, i) => `outbox.#m${i}`).join(', ')}`,
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: names,
+      }),
+    );
+  }
+
+  async markReplySent(subject: ActionSubject, commandId: string): Promise<void> {
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.table,
+        Key: actionKey(subject, commandId),
+        UpdateExpression: 'SET reply_sent = :t',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':t': true },
+      }),
+    );
+  }
+
+  async listActions(instanceId: string): Promise<ActionRecord[]> {
+    const items = await this.queryPrefix(`inst#${instanceId}`, 'action#');
+    return items
+      .map((i) => this.fromActionItem(i))
+      .sort((a, b) => a.start_time.localeCompare(b.start_time));
+  }
+
+  async listFaults(instanceId: string): Promise<InstanceFault[]> {
+    const items = await this.queryPrefix(`inst#${instanceId}`, 'fault#');
+    return items.map((i) => stripKeys<InstanceFault>(i));
+  }
+
+  async findActionByCommand(commandId: string): Promise<ActionRecord | null> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: TABLES.state.indexes.byCommand.name,
+        KeyConditionExpression: 'command_id = :c',
+        ExpressionAttributeValues: { ':c': commandId },
+        Limit: 1,
+      }),
+    );
+    const item = out.Items?.[0];
+    return item ? this.fromActionItem(item) : null;
+  }
+
+  private async queryPrefix(pk: string, skPrefix: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+          ExpressionAttributeValues: { ':pk': pk, ':p': skPrefix },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
+  private actionItem(action: ActionRecord): Record<string, unknown> {
+    const { subject, ...rest } = action;
+    return {
+      ...actionKey(subject, action.command_id),
+      subject_kind: subject.kind,
+      subject_id: subject.id,
+      ...rest,
+    };
+  }
+
+  private fromActionItem(item: Record<string, unknown>): ActionRecord {
+    const { subject_kind, subject_id, ...rest } = stripKeys<Record<string, unknown>>(item);
+    return {
+      ...(rest as Omit<ActionRecord, 'subject'>),
+      subject: { kind: subject_kind as ActionSubject['kind'], id: subject_id as string },
+    };
+  }
+
+  private faultItem(fault: InstanceFault): Record<string, unknown> {
+    return {
+      pk: `inst#${fault.instance_id}`,
+      sk: `fault#${fault.created_at}#${fault.command_id}`,
+      ...fault,
+    };
+  }
+}

@@ -1,0 +1,159 @@
+// The state store port: instances, instance actions (one per command, Nova's
+// InstanceAction + events), instance faults, and each command's notification outbox.
+//
+// Every instance write is a read-check-write loop: read, check Nova's expectations, write
+// conditionally on the version read. A lost race re-reads and re-checks, exactly like Nova's
+// `_retry_instance_update`; a write that no longer matches its expectation raises the typed
+// conflict. The instance write, the action's outbox entries, its events and a fault commit
+// together or not at all, so a crash can never leave state changed but its events unrecorded.
+
+import type { Expectation } from '../compute/expectations.ts';
+import type { Instance, InstanceChanges } from '../compute/instance.ts';
+import type { Notification } from '../notifications/notification.ts';
+import type { Operation } from '../topology.ts';
+
+export type OutcomeStatus = 'succeeded' | 'failed' | 'rejected';
+export type ActionStatus = 'running' | OutcomeStatus;
+
+/** CONTRACT §1 "Outcome". */
+export interface Outcome {
+  command_id: string;
+  request_id: string;
+  operation: string;
+  instance_id: string | null;
+  status: OutcomeStatus;
+  error?: { code: number; message: string };
+  result?: unknown;
+}
+
+/** Nova's InstanceActionEvent (`compute_<method>` with start/finish and a result). */
+export interface ActionEvent {
+  event: string;
+  start_time: string;
+  finish_time: string | null;
+  result: 'Success' | 'Error' | null;
+  details?: string;
+}
+
+export interface OutboxEntry {
+  seq: number;
+  notification: Notification;
+}
+
+/**
+ * Where an action lives: under its instance (`inst#<id>`), its node (`node#<name>`) or, for a
+ * command that names nothing that exists, under the command itself (`cmd#<id>`).
+ */
+export interface ActionSubject {
+  kind: 'instance' | 'node' | 'command';
+  id: string;
+}
+
+export interface ActionRecord {
+  subject: ActionSubject;
+  command_id: string;
+  operation: Operation | string;
+  instance_id: string | null;
+  request_id: string;
+  user_id: string | null;
+  project_id: string | null;
+  status: ActionStatus;
+  /** Machine-readable ErrorCode name (operators alert on it); the outcome carries code+message. */
+  error_code: string | null;
+  outcome: Outcome | null;
+  start_time: string;
+  finish_time: string | null;
+  events: ActionEvent[];
+  reply_to: string | null;
+  reply_sent: boolean;
+  /** Notifications committed with a state change and not yet confirmed published. */
+  outbox: Record<string, OutboxEntry>;
+  /** Per-command data that must survive a crash (e.g. a pending driver task's deadline). */
+  progress: Record<string, string | number | boolean | null>;
+}
+
+/** Nova's InstanceFault. */
+export interface InstanceFault {
+  instance_id: string;
+  command_id: string;
+  code: number;
+  message: string;
+  details: string;
+  host: string | null;
+  created_at: string;
+}
+
+export interface InstanceWrite {
+  instanceId: string;
+  /** The action that performs this write (its outbox receives the notifications). */
+  action: { subject: ActionSubject; commandId: string };
+  expect: Expectation;
+  /** Absolute new values, or a function of the current record (evaluated on every retry). */
+  changes: InstanceChanges | ((current: Instance) => InstanceChanges);
+  /** Notifications to commit with the write, built from the old and new record. */
+  notifications?: (old: Instance, next: Instance) => Notification[];
+  fault?: InstanceFault;
+  event?: ActionEvent;
+  /** Finish the action in the same commit (its final state write). */
+  finish?: Outcome & { error_code?: string | null };
+  progress?: ActionRecord['progress'];
+  now: Date;
+}
+
+export interface WriteResult {
+  old: Instance;
+  new: Instance;
+  /** False when nothing changed (no write, no notifications: Nova's save() is a no-op). */
+  written: boolean;
+}
+
+export interface StateStore {
+  getInstance(instanceId: string): Promise<Instance | null>;
+  /** Creates the instance and its building action together; `existing` when the id is taken. */
+  createInstance(
+    instance: Instance,
+    action: ActionRecord,
+    notifications: Notification[],
+  ): Promise<{ created: true } | { created: false; existing: Instance }>;
+  updateInstance(write: InstanceWrite): Promise<WriteResult>;
+
+  getAction(subject: ActionSubject, commandId: string): Promise<ActionRecord | null>;
+  /** Creates the action unless it exists; returns the stored one either way. */
+  startAction(action: ActionRecord): Promise<{ created: boolean; action: ActionRecord }>;
+  /** Adds notifications / an event / progress to a running action without an instance write. */
+  recordOnAction(
+    subject: ActionSubject,
+    commandId: string,
+    update: {
+      notifications?: Notification[];
+      event?: ActionEvent;
+      progress?: ActionRecord['progress'];
+      finish?: Outcome & { error_code?: string | null };
+    },
+  ): Promise<ActionRecord>;
+  /** Removes published entries from the outbox. */
+  clearOutbox(subject: ActionSubject, commandId: string, messageIds: string[]): Promise<void>;
+  markReplySent(subject: ActionSubject, commandId: string): Promise<void>;
+
+  listActions(instanceId: string): Promise<ActionRecord[]>;
+  listFaults(instanceId: string): Promise<InstanceFault[]>;
+  /** Looks an action up by command id alone (eventually consistent; for people, not logic). */
+  findActionByCommand(commandId: string): Promise<ActionRecord | null>;
+}
+
+export function subjectKey(subject: ActionSubject): string {
+  const prefix = { instance: 'inst', node: 'node', command: 'cmd' }[subject.kind];
+  return `${prefix}#${subject.id}`;
+}
+
+/** Applies changes to a record, producing the next version. */
+export function applyChanges(current: Instance, changes: InstanceChanges, now: Date): Instance {
+  return { ...current, ...changes, updated_at: now.toISOString(), version: current.version + 1 };
+}
+
+/** Outbox entries in the order they were committed. */
+export function outboxInOrder(action: ActionRecord): Notification[] {
+  return Object.values(action.outbox)
+    .sort((a, b) => a.seq - b.seq)
+    .map((e) => e.notification);
+}

@@ -1,0 +1,161 @@
+// The deployment's shape, defined once and read by the CDK stack, the local control plane and
+// the tests, so that what runs locally is what gets deployed.
+
+/** Every operation of CONTRACT §1, in the contract's order. */
+export const OPERATIONS = [
+  'build_and_run_instance',
+  'terminate_instance',
+  'soft_delete_instance',
+  'restore_instance',
+  'stop_instance',
+  'start_instance',
+  'reboot_instance',
+  'pause_instance',
+  'unpause_instance',
+  'suspend_instance',
+  'resume_instance',
+  'rescue_instance',
+  'unrescue_instance',
+  'rebuild_instance',
+  'resize_instance',
+  'confirm_resize',
+  'revert_resize',
+  'migrate_instance',
+  'live_migrate_instance',
+  'snapshot_instance',
+  'backup_instance',
+  'shelve_instance',
+  'shelve_offload_instance',
+  'unshelve_instance',
+  'attach_volume',
+  'detach_volume',
+  'swap_volume',
+  'attach_interface',
+  'detach_interface',
+  'set_admin_password',
+  'lock_instance',
+  'unlock_instance',
+  'get_console_output',
+  'get_diagnostics',
+  'trigger_crash_dump',
+  'inject_network_info',
+  'add_fixed_ip_to_instance',
+  'remove_fixed_ip_from_instance',
+  'set_host_enabled',
+  'host_maintenance_mode',
+] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+/**
+ * Operations whose code exists. The stack deploys a queue, DLQ, function and alarms only for
+ * these; the rest are accepted by the schemas but have no queue yet.
+ */
+export const IMPLEMENTED_OPERATIONS: readonly Operation[] = [
+  'build_and_run_instance',
+  'terminate_instance',
+];
+
+/** Operations that address a node (host) rather than an instance. */
+export const HOST_OPERATIONS: readonly Operation[] = ['set_host_enabled', 'host_maintenance_mode'];
+
+export function isOperation(value: string): value is Operation {
+  return (OPERATIONS as readonly string[]).includes(value);
+}
+
+/** `build_and_run_instance` → `build-and-run-instance`: the queue and function file stem. */
+export function operationSlug(operation: Operation): string {
+  return operation.replaceAll('_', '-');
+}
+
+export function queueName(prefix: string, operation: Operation): string {
+  return `${prefix}-${operationSlug(operation)}`;
+}
+
+export function dlqName(prefix: string, operation: Operation): string {
+  return `${queueName(prefix, operation)}-dlq`;
+}
+
+/** Settings of one command-consuming function and its event source mapping. */
+export interface OperationFunctionSettings {
+  operation: Operation;
+  /** Path of the handler module, relative to the repository root. */
+  entry: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  batchSize: number;
+  maxBatchingWindowSeconds: number;
+  maxConcurrency: number;
+  /** SQS visibility timeout: 6 × the function timeout, as Lambda's SQS guide recommends. */
+  visibilityTimeoutSeconds: number;
+  /** Receives before a message moves to its DLQ (≥ 5 so throttles do not exhaust attempts). */
+  maxReceiveCount: number;
+}
+
+const DEFAULT_TIMEOUT_SECONDS = 60;
+
+export function operationFunction(operation: Operation): OperationFunctionSettings {
+  const timeoutSeconds = DEFAULT_TIMEOUT_SECONDS;
+  return {
+    operation,
+    entry: `functions/${operationSlug(operation)}.ts`,
+    timeoutSeconds,
+    memoryMb: 512,
+    batchSize: 10,
+    maxBatchingWindowSeconds: 1,
+    maxConcurrency: 20,
+    visibilityTimeoutSeconds: timeoutSeconds * 6,
+    maxReceiveCount: 5,
+  };
+}
+
+/** DynamoDB tables. Key schemas live here so the stack and the local plane agree. */
+export const TABLES = {
+  /** Instances, actions, faults and the notification outbox (single-table design). */
+  state: {
+    suffix: 'state',
+    partitionKey: 'pk',
+    sortKey: 'sk',
+    ttlAttribute: 'expires_at',
+    indexes: {
+      /** Look an action up by its command_id alone (the CLI, rejected commands). */
+      byCommand: { name: 'by-command', partitionKey: 'command_id', sortKey: 'sk' },
+    },
+  },
+  /** Powertools idempotency records, keyed on command_id. */
+  idempotency: {
+    suffix: 'idempotency',
+    partitionKey: 'id',
+    ttlAttribute: 'expiration',
+  },
+  /** The fake driver's hypervisor: guests per node, so it works inside Lambda. */
+  fakeHypervisor: {
+    suffix: 'fake-hypervisor',
+    partitionKey: 'pk',
+    sortKey: 'sk',
+  },
+} as const;
+
+export function tableName(prefix: string, table: keyof typeof TABLES): string {
+  return `${prefix}-${TABLES[table].suffix}`;
+}
+
+export const DEFAULT_PREFIX = 'stratus';
+export const DEFAULT_EVENT_SOURCE = 'stratus.compute';
+
+export function busName(prefix: string): string {
+  return `${prefix}-notifications`;
+}
+
+/** The queue that receives driver lifecycle events (EC2 state changes, the fake driver's events). */
+export function lifecycleQueueName(prefix: string): string {
+  return `${prefix}-lifecycle-events`;
+}
+
+/** The lifecycle-events function's settings. */
+export const LIFECYCLE_FUNCTION = {
+  entry: 'functions/lifecycle-events.ts',
+  timeoutSeconds: 30,
+  batchSize: 10,
+  visibilityTimeoutSeconds: 180,
+  maxReceiveCount: 5,
+} as const;
