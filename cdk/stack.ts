@@ -1,7 +1,7 @@
 // The whole Stratus control plane as one stack: shared state and notifications at the root,
 // command pipelines in nested stacks, and the outputs producers and operators read.
 
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import {
@@ -59,6 +59,14 @@ export class StratusStack extends Stack {
     });
     this.options = options;
     const { prefix } = options;
+    if (options.driver === 'ec2') {
+      // The EC2 driver's code and its EC2 permissions have not landed: say so at synth rather than
+      // let every function fail at cold start after a deploy.
+      Annotations.of(this).addWarningV2(
+        'stratus:driver-ec2-unavailable',
+        'driver=ec2 is not implemented yet: functions will refuse to start. Use driver=fake.',
+      );
+    }
 
     this.tables = new StateTables(this, 'Tables', {
       prefix,

@@ -10,7 +10,8 @@ import { SqsReplySender } from './commands/reply.ts';
 import { FlavorCatalog } from './compute/flavors.ts';
 import type { ComputeDeps, Logger } from './compute/runtime.ts';
 import type { Config } from './config.ts';
-import { EventBridgePublisher } from './notifications/publisher.ts';
+import { EventBridgePublisher, type NotificationPublisher } from './notifications/publisher.ts';
+import { NotificationLog } from './local/notification-log.ts';
 import { DynamoDbStateStore } from './store/dynamodb-state-store.ts';
 import type { ComputeDriver } from './virt/driver.ts';
 import { createLifecycleSink } from './compute/lifecycle-transport.ts';
@@ -61,6 +62,25 @@ export function createDriver(
   });
 }
 
+/**
+ * Notifications go to EventBridge (the deployed bus, or AWS_ENDPOINT_URL_EVENTBRIDGE locally);
+ * a local run with no EventBridge endpoint keeps them in STRATUS_NOTIFICATIONS_LOG instead.
+ */
+export function createPublisher(
+  config: Config,
+  clients: AwsClients,
+  env: Record<string, string | undefined> = process.env,
+): NotificationPublisher {
+  const logPath = env.STRATUS_NOTIFICATIONS_LOG;
+  if (logPath && !env.AWS_ENDPOINT_URL_EVENTBRIDGE)
+    return new NotificationLog(logPath, config.event_source);
+  return new EventBridgePublisher({
+    client: clients.eventbridge,
+    busName: config.event_bus,
+    source: config.event_source,
+  });
+}
+
 export function composeComputeDeps(
   config: Config,
   logger: Logger,
@@ -70,11 +90,7 @@ export function composeComputeDeps(
     config,
     store: new DynamoDbStateStore(clients.doc, config.tables.state),
     driver: createDriver(config, clients),
-    publisher: new EventBridgePublisher({
-      client: clients.eventbridge,
-      busName: config.event_bus,
-      source: config.event_source,
-    }),
+    publisher: createPublisher(config, clients),
     replies: new SqsReplySender(clients.sqs),
     flavors: new FlavorCatalog(config.flavors),
     clock: () => new Date(),

@@ -11,7 +11,10 @@ import type { Construct } from 'constructs';
 import type { DataAccess } from './data-access.ts';
 import { type ConsumerSettings, QueueConsumer } from './queue-consumer.ts';
 
-/** The `source` of the fake driver's lifecycle events on the Stratus bus. */
+/**
+ * The `source` of the fake driver's lifecycle events on the Stratus bus. Kept here, not imported
+ * from lib/compute/lifecycle-transport.ts, so synth does not load the AWS SDK; a test pins the two.
+ */
 export const FAKE_DRIVER_EVENT_SOURCE = 'stratus.virt';
 export const EC2_STATE_CHANGE = {
   source: 'aws.ec2',

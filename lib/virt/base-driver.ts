@@ -150,7 +150,11 @@ export class BaseComputeDriver implements ComputeDriver {
   }
 
   // ── Instance lifecycle ───────────────────────────────────────────────────────────────────
-  async spawn(_ctx: DriverContext, _instance: Instance, _request: SpawnRequest): Promise<SpawnResult> {
+  async spawn(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _request: SpawnRequest,
+  ): Promise<SpawnResult> {
     throw this.notSupported('spawn');
   }
 
@@ -174,7 +178,11 @@ export class BaseComputeDriver implements ComputeDriver {
     throw this.notSupported('destroy');
   }
 
-  async cleanup(_ctx: DriverContext, _instance: Instance, _options?: CleanupOptions): Promise<void> {
+  async cleanup(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _options?: CleanupOptions,
+  ): Promise<void> {
     throw this.notSupported('cleanup');
   }
 
@@ -195,7 +203,11 @@ export class BaseComputeDriver implements ComputeDriver {
     throw this.notSupported('snapshot');
   }
 
-  async setAdminPassword(_ctx: DriverContext, _instance: Instance, _newPassword: string): Promise<void> {
+  async setAdminPassword(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _newPassword: string,
+  ): Promise<void> {
     throw this.notSupported('set_admin_password');
   }
 
@@ -223,7 +235,10 @@ export class BaseComputeDriver implements ComputeDriver {
     return true;
   }
 
-  async cleanupLingeringInstanceResources(_ctx: DriverContext, _instance: Instance): Promise<boolean> {
+  async cleanupLingeringInstanceResources(
+    _ctx: DriverContext,
+    _instance: Instance,
+  ): Promise<boolean> {
     return true;
   }
 
@@ -238,7 +253,11 @@ export class BaseComputeDriver implements ComputeDriver {
   async manageImageCache(_ctx: DriverContext, _allInstances: Instance[]): Promise<void> {}
 
   // ── Inventory of guests ──────────────────────────────────────────────────────────────────
-  async getInfo(_ctx: DriverContext, _instance: Instance, _useCache?: boolean): Promise<InstanceInfo> {
+  async getInfo(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _useCache?: boolean,
+  ): Promise<InstanceInfo> {
     throw this.notSupported('get_info');
   }
 
@@ -300,7 +319,11 @@ export class BaseComputeDriver implements ComputeDriver {
   }
 
   // ── Power ────────────────────────────────────────────────────────────────────────────────
-  async reboot(_ctx: DriverContext, _instance: Instance, _rebootType: RebootType): Promise<DriverResult> {
+  async reboot(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _rebootType: RebootType,
+  ): Promise<DriverResult> {
     throw this.notSupported('reboot');
   }
 
@@ -648,7 +671,11 @@ export class BaseComputeDriver implements ComputeDriver {
     throw this.notSupported('detach_interface');
   }
 
-  async plugVifs(_ctx: DriverContext, _instance: Instance, _networkInfo: InstancePort[]): Promise<void> {
+  async plugVifs(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _networkInfo: InstancePort[],
+  ): Promise<void> {
     throw this.notSupported('plug_vifs');
   }
 
@@ -738,7 +765,10 @@ export class BaseComputeDriver implements ComputeDriver {
   }
 
   // ── Resources ────────────────────────────────────────────────────────────────────────────
-  async getAvailableResource(_ctx: DriverContext, _nodename: string): Promise<NodeResources | null> {
+  async getAvailableResource(
+    _ctx: DriverContext,
+    _nodename: string,
+  ): Promise<NodeResources | null> {
     throw this.notSupported('get_available_resource');
   }
 

@@ -113,7 +113,10 @@ export interface RescueRequest {
 }
 
 /** Nova's `update_task_state` callback that snapshot uses to advance the image task states. */
-export type UpdateTaskState = (taskState: TaskState, expectedState?: TaskState | null) => Promise<void>;
+export type UpdateTaskState = (
+  taskState: TaskState,
+  expectedState?: TaskState | null,
+) => Promise<void>;
 
 /** Nova's InstanceInfo: the hypervisor's view of a guest. */
 export interface InstanceInfo {
@@ -475,7 +478,11 @@ export interface ComputeDriver {
     mode: boolean,
   ): Promise<'on_maintenance' | 'off_maintenance'>;
   /** set_host_enabled (Nova has no host argument; Stratus commands name the node) */
-  setHostEnabled(ctx: DriverContext, host: string, enabled: boolean): Promise<'enabled' | 'disabled'>;
+  setHostEnabled(
+    ctx: DriverContext,
+    host: string,
+    enabled: boolean,
+  ): Promise<'enabled' | 'disabled'>;
   /** get_host_uptime */
   getHostUptime(ctx: DriverContext): Promise<string>;
   /** get_host_cpu_stats */
@@ -512,7 +519,11 @@ export interface ComputeDriver {
   /** quiesce */
   quiesce(ctx: DriverContext, instance: Instance, imageMeta: Record<string, string>): Promise<void>;
   /** unquiesce */
-  unquiesce(ctx: DriverContext, instance: Instance, imageMeta: Record<string, string>): Promise<void>;
+  unquiesce(
+    ctx: DriverContext,
+    instance: Instance,
+    imageMeta: Record<string, string>,
+  ): Promise<void>;
   /** delete_instance_files */
   deleteInstanceFiles(ctx: DriverContext, instance: Instance): Promise<boolean>;
   /** cleanup_lingering_instance_resources */
@@ -546,7 +557,11 @@ export interface ComputeDriver {
   /** reboot */
   reboot(ctx: DriverContext, instance: Instance, rebootType: RebootType): Promise<DriverResult>;
   /** power_off */
-  powerOff(ctx: DriverContext, instance: Instance, options?: PowerOffOptions): Promise<DriverResult>;
+  powerOff(
+    ctx: DriverContext,
+    instance: Instance,
+    options?: PowerOffOptions,
+  ): Promise<DriverResult>;
   /** power_on */
   powerOn(ctx: DriverContext, instance: Instance): Promise<DriverResult>;
   /** pause */
@@ -777,7 +792,11 @@ export interface ComputeDriver {
   /** unplug_vifs */
   unplugVifs(ctx: DriverContext, instance: Instance, networkInfo: InstancePort[]): Promise<void>;
   /** inject_network_info */
-  injectNetworkInfo(ctx: DriverContext, instance: Instance, networkInfo: InstancePort[]): Promise<void>;
+  injectNetworkInfo(
+    ctx: DriverContext,
+    instance: Instance,
+    networkInfo: InstancePort[],
+  ): Promise<void>;
   /** prepare_networks_before_block_device_mapping */
   prepareNetworksBeforeBlockDeviceMapping(
     ctx: DriverContext,

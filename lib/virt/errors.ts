@@ -64,7 +64,11 @@ export class DriverError extends StratusError {
   /** The Nova exception class name, e.g. `ComputeResourcesUnavailable`. */
   readonly novaException: string;
 
-  constructor(novaException: NovaDriverException | string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    novaException: NovaDriverException | string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(CONFLICT_CODES[novaException] ?? ErrorCode.DriverError, message, options);
     this.novaException = novaException;
   }

@@ -12,8 +12,9 @@ export interface LifecycleEvent {
   occurredAt: string;
   source: 'fake' | 'ec2';
   /**
-   * Orders the events of one guest: a later change has a larger sequence, also across a destroy
-   * and re-create of the same instance id. Compare sequences of the same instance only.
+   * Orders the events of one guest: a later change has a larger sequence. Across a destroy and
+   * re-create of the same instance id this holds as long as the clock moved on between the two
+   * (sequences start from the clock in microseconds). Compare sequences of one instance only.
    */
   sequence: number;
 }

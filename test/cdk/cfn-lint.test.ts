@@ -3,14 +3,13 @@
 // in CI, where a silent pass would hide a broken template).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OPERATIONS, operationFunction } from '../../lib/topology.ts';
 import { buildApp } from '../../cdk/app.ts';
 import { StratusStack } from '../../cdk/stack.ts';
-import { testApp } from './support.ts';
+import { tempOutdir, testApp } from './support.ts';
 
 const hasCfnLint = spawnSync('cfn-lint', ['--version'], { encoding: 'utf8' }).status === 0;
 if (!hasCfnLint) {
@@ -24,8 +23,6 @@ function templatesIn(outdir: string): string[] {
     .filter((file) => file.endsWith('.template.json'))
     .map((file) => join(outdir, file));
 }
-
-const tempOutdir = () => mkdtempSync(join(tmpdir(), 'stratus-cfn-lint-'));
 
 /** The app exactly as cdk/app.ts builds it (default options, implemented operations). */
 function synthApp(): string[] {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CfnResource, Stack } from 'aws-cdk-lib';
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import {
   IMPLEMENTED_OPERATIONS,
@@ -16,6 +16,7 @@ import {
 } from '../../cdk/constructs/lifecycle-events.ts';
 import { operationChunks } from '../../cdk/constructs/operations-stack.ts';
 import type { QueueConsumer } from '../../cdk/constructs/queue-consumer.ts';
+import { LIFECYCLE_SOURCE } from '../../lib/compute/lifecycle-transport.ts';
 import { resourcesOfType, synth } from './support.ts';
 
 const defaults = synth();
@@ -313,6 +314,8 @@ describe('tables', () => {
 
   it('creates the fake hypervisor table only for the fake driver', () => {
     const ec2 = synth({}, { driver: 'ec2', prefix: 'prod' });
+    Annotations.fromStack(ec2.stack).hasWarning('/Stratus', Match.stringLikeRegexp('driver=ec2'));
+    Annotations.fromStack(defaults.stack).hasNoWarning('*', Match.anyValue());
     const names = resourcesOfType([ec2.root], 'AWS::DynamoDB::GlobalTable').map(
       ([, t]) => t.Properties?.TableName,
     );
@@ -346,6 +349,10 @@ describe('notifications and lifecycle events', () => {
       EventPattern: { source: ['acme.compute'] },
       RetentionDays: 365,
     });
+  });
+
+  it('matches the source the fake driver publishes its lifecycle events with', () => {
+    expect(FAKE_DRIVER_EVENT_SOURCE).toBe(LIFECYCLE_SOURCE);
   });
 
   it('routes EC2 state changes (default bus) and fake driver events (Stratus bus) to one queue', () => {

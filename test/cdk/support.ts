@@ -2,10 +2,10 @@
 // test are the ones `npm run synth` produces) and bundling skipped (so tests take milliseconds and
 // do not depend on the state of functions/).
 
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StratusStack, type StratusStackProps } from '../../cdk/stack.ts';
@@ -14,9 +14,21 @@ const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.ur
   context: Record<string, unknown>;
 };
 
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const dir of outdirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temporary cloud-assembly directory, removed after the test file. */
+export function tempOutdir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'stratus-cdk-'));
+  outdirs.push(dir);
+  return dir;
+}
+
 export function testApp(context: Record<string, unknown> = {}, outdir?: string): App {
   return new App({
-    outdir: outdir ?? mkdtempSync(join(tmpdir(), 'stratus-cdk-')),
+    outdir: outdir ?? tempOutdir(),
     context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [], ...context },
   });
 }

@@ -21,6 +21,9 @@ import {
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent, Context } from 'aws-lambda';
 import { vi } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Config, envName, loadConfig } from '../../lib/config.ts';
 import { type SqsHandler, pollOnce } from '../../lib/local/event-source.ts';
 import { type LocalTopology, provisionLocal } from '../../lib/local/provision.ts';
@@ -115,6 +118,9 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
     AWS_REGION: 'us-east-1',
   };
   if (o.eventbridge && endpoints.moto) env.AWS_ENDPOINT_URL_EVENTBRIDGE = endpoints.moto;
+  else delete process.env.AWS_ENDPOINT_URL_EVENTBRIDGE;
+  const notificationLog = join(tmpdir(), `${prefix}-notifications.jsonl`);
+  env.STRATUS_NOTIFICATIONS_LOG = notificationLog;
   Object.assign(process.env, env);
   const config = loadConfig();
 
@@ -173,6 +179,7 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
     }
   }
 
+  let logCursor = 0;
   return {
     config,
     topology,
@@ -219,7 +226,17 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
       return total;
     },
     async receiveEvents() {
-      if (!eventsQueueUrl || !motoSqs) throw new Error('this stack has no EventBridge route');
+      if (!eventsQueueUrl || !motoSqs) {
+        // No EventBridge here: the local notification log has every event, once.
+        const text = await readFile(notificationLog, 'utf8').catch(() => '');
+        const all = text
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as ReceivedEvent);
+        const fresh = all.slice(logCursor);
+        logCursor = all.length;
+        return fresh;
+      }
       const messages = await receiveAll(eventsQueueUrl, motoSqs);
       return messages.map((m) => JSON.parse(m.Body!) as ReceivedEvent);
     },

@@ -11,7 +11,7 @@ import type { DriverResult } from '../../virt/driver.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
 import { selectNode } from '../node-selection.ts';
-import type { CommandRuntime} from '../runtime.ts';
+import type { CommandRuntime } from '../runtime.ts';
 import { newAction } from '../runtime.ts';
 import { PowerState, TaskState, VmState } from '../states.ts';
 
@@ -23,6 +23,11 @@ const BUILD_EVENT = 'compute__do_build_and_run_instance';
 /** How long an asynchronous spawn may stay pending before the sweeper fails it (seconds). */
 export const PROGRESS_PENDING_EXPECT = 'pending_expect';
 export const PROGRESS_PENDING_DEADLINE = 'pending_deadline';
+/** Clears a pending marker when the task finishes. */
+export const NOTHING_PENDING = {
+  [PROGRESS_PENDING_EXPECT]: null,
+  [PROGRESS_PENDING_DEADLINE]: null,
+};
 
 function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instance {
   const flavor = rt.deps.flavors.find(args.flavor);
@@ -144,6 +149,7 @@ export async function finishSpawn(
       result: 'Success',
     },
     finish: rt.outcome('succeeded'),
+    progress: NOTHING_PENDING,
     now,
   });
 }

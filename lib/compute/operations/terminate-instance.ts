@@ -9,10 +9,11 @@
 import { ErrorCode, StratusError, UnexpectedTaskStateError, isStratusError } from '../../errors.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
-import type { CommandRuntime} from '../runtime.ts';
+import type { CommandRuntime } from '../runtime.ts';
 import { newAction } from '../runtime.ts';
 import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
 import {
+  NOTHING_PENDING,
   PROGRESS_PENDING_DEADLINE,
   PROGRESS_PENDING_EXPECT,
   driverContext,
@@ -69,6 +70,7 @@ export async function finishDelete(rt: CommandRuntime): Promise<void> {
       result: 'Success',
     },
     finish: rt.outcome('succeeded'),
+    progress: NOTHING_PENDING,
     now,
   });
 }

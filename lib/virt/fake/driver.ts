@@ -165,7 +165,8 @@ function volumesFromBdm(bdms: readonly BlockDeviceMapping[]): Record<string, str
   };
   for (const bdm of bdms) {
     let name = bdm.device_name;
-    if (name === null) name = bdm.boot_index === 0 && !taken.has('/dev/vda') ? '/dev/vda' : nextFree();
+    if (name === null)
+      name = bdm.boot_index === 0 && !taken.has('/dev/vda') ? '/dev/vda' : nextFree();
     taken.add(name);
     volumes[name] = bdm.volume_id;
   }
@@ -344,11 +345,7 @@ export class FakeDriver extends BaseComputeDriver {
     return { status: 'pending', expect: transition, deadlineSeconds: this.deadlineSeconds };
   }
 
-  private setPower(
-    guest: FakeGuest,
-    powerState: PowerState,
-    restarted = false,
-  ): FakeGuest | null {
+  private setPower(guest: FakeGuest, powerState: PowerState, restarted = false): FakeGuest | null {
     if (guest.powerState === powerState && !restarted) return null;
     guest.powerState = powerState;
     guest.startedAt = powerState === PowerState.RUNNING ? this.now().toISOString() : null;
@@ -451,7 +448,8 @@ export class FakeDriver extends BaseComputeDriver {
     const deleted =
       instance.node === null ? null : await this.store.delete(instance.node, instance.instance_id);
     // An unknown guest is already destroyed: done, so a retried terminate succeeds.
-    if (deleted === null || !this.asyncMode) return { status: 'done', powerState: PowerState.NOSTATE };
+    if (deleted === null || !this.asyncMode)
+      return { status: 'done', powerState: PowerState.NOSTATE };
     // nova/virt/event.py has no "deleted" transition; libvirt reports a destroyed domain as
     // STOPPED, and so does the fake.
     const sequence = this.nextSequence(deleted.sequence);
@@ -470,19 +468,26 @@ export class FakeDriver extends BaseComputeDriver {
   ): Promise<void> {
     this.enter('cleanup');
     if ((await this.findGuest(instance)) !== null) {
-      throw new DriverError('InstanceExists', `Instance ${instance.instance_id} has not been destroyed.`);
+      throw new DriverError(
+        'InstanceExists',
+        `Instance ${instance.instance_id} has not been destroyed.`,
+      );
     }
   }
 
   override async softDelete(_ctx: DriverContext, instance: Instance): Promise<DriverResult> {
     this.enter('softDelete');
-    const { guest, changed } = await this.mutate(instance, (g) => this.setPower(g, PowerState.SHUTDOWN));
+    const { guest, changed } = await this.mutate(instance, (g) =>
+      this.setPower(g, PowerState.SHUTDOWN),
+    );
     return this.settle(guest, LifecycleTransition.STOPPED, changed, false);
   }
 
   override async restore(_ctx: DriverContext, instance: Instance): Promise<DriverResult> {
     this.enter('restore');
-    const { guest, changed } = await this.mutate(instance, (g) => this.setPower(g, PowerState.RUNNING));
+    const { guest, changed } = await this.mutate(instance, (g) =>
+      this.setPower(g, PowerState.RUNNING),
+    );
     return this.settle(guest, LifecycleTransition.STARTED, changed, false);
   }
 
@@ -585,7 +590,9 @@ export class FakeDriver extends BaseComputeDriver {
       const outcome = await this.store.create(guest);
       if (outcome.created) return this.settle(guest, LifecycleTransition.STARTED, true, true);
     }
-    const { guest } = await this.mutate(instance, (g) => this.setPower(g, PowerState.RUNNING, true));
+    const { guest } = await this.mutate(instance, (g) =>
+      this.setPower(g, PowerState.RUNNING, true),
+    );
     return this.settle(guest, LifecycleTransition.STARTED, true, true);
   }
 
@@ -595,13 +602,17 @@ export class FakeDriver extends BaseComputeDriver {
     _options?: PowerOffOptions,
   ): Promise<DriverResult> {
     this.enter('powerOff');
-    const { guest, changed } = await this.mutate(instance, (g) => this.setPower(g, PowerState.SHUTDOWN));
+    const { guest, changed } = await this.mutate(instance, (g) =>
+      this.setPower(g, PowerState.SHUTDOWN),
+    );
     return this.settle(guest, LifecycleTransition.STOPPED, changed, true);
   }
 
   override async powerOn(_ctx: DriverContext, instance: Instance): Promise<DriverResult> {
     this.enter('powerOn');
-    const { guest, changed } = await this.mutate(instance, (g) => this.setPower(g, PowerState.RUNNING));
+    const { guest, changed } = await this.mutate(instance, (g) =>
+      this.setPower(g, PowerState.RUNNING),
+    );
     return this.settle(guest, LifecycleTransition.STARTED, changed, true);
   }
 
@@ -620,7 +631,8 @@ export class FakeDriver extends BaseComputeDriver {
     this.enter('unpause');
     const { guest, changed } = await this.mutate(instance, (g) => {
       if (g.powerState === PowerState.RUNNING) return null;
-      if (g.powerState !== PowerState.PAUSED) throw invalidState(g.instanceId, g.powerState, 'unpause');
+      if (g.powerState !== PowerState.PAUSED)
+        throw invalidState(g.instanceId, g.powerState, 'unpause');
       g.powerState = PowerState.RUNNING;
       return g;
     });
@@ -644,7 +656,8 @@ export class FakeDriver extends BaseComputeDriver {
     this.enter('resume');
     const { guest, changed } = await this.mutate(instance, (g) => {
       if (g.powerState === PowerState.RUNNING) return null;
-      if (g.powerState !== PowerState.SUSPENDED) throw invalidState(g.instanceId, g.powerState, 'resume');
+      if (g.powerState !== PowerState.SUSPENDED)
+        throw invalidState(g.instanceId, g.powerState, 'resume');
       g.powerState = PowerState.RUNNING;
       return g;
     });
@@ -859,7 +872,10 @@ export class FakeDriver extends BaseComputeDriver {
     return { status: 'done' };
   }
 
-  override async liveMigrationForceComplete(_ctx: DriverContext, _instance: Instance): Promise<void> {
+  override async liveMigrationForceComplete(
+    _ctx: DriverContext,
+    _instance: Instance,
+  ): Promise<void> {
     this.enter('liveMigrationForceComplete');
   }
 
@@ -899,7 +915,10 @@ export class FakeDriver extends BaseComputeDriver {
     );
   }
 
-  override async getInstanceDiskInfo(_ctx: DriverContext, _instance: Instance): Promise<string | null> {
+  override async getInstanceDiskInfo(
+    _ctx: DriverContext,
+    _instance: Instance,
+  ): Promise<string | null> {
     this.enter('getInstanceDiskInfo');
     return null;
   }
@@ -963,11 +982,17 @@ export class FakeDriver extends BaseComputeDriver {
     this.enter('extendVolume');
     const guest = await this.requireGuest(instance);
     if (!Object.values(guest.volumes).includes(connectionInfo.volume_id)) {
-      throw new DriverError('VolumeNotFound', `Volume ${connectionInfo.volume_id} could not be found.`);
+      throw new DriverError(
+        'VolumeNotFound',
+        `Volume ${connectionInfo.volume_id} could not be found.`,
+      );
     }
   }
 
-  override async getVolumeConnector(_ctx: DriverContext, _instance: Instance): Promise<VolumeConnector> {
+  override async getVolumeConnector(
+    _ctx: DriverContext,
+    _instance: Instance,
+  ): Promise<VolumeConnector> {
     this.enter('getVolumeConnector');
     return { ip: FAKE_HOST_IP, initiator: 'fake', host: this.host };
   }
@@ -999,12 +1024,20 @@ export class FakeDriver extends BaseComputeDriver {
     return [0, 0, 0, 0, null];
   }
 
-  override async mountShare(_ctx: DriverContext, instance: Instance, _share: ShareMapping): Promise<void> {
+  override async mountShare(
+    _ctx: DriverContext,
+    instance: Instance,
+    _share: ShareMapping,
+  ): Promise<void> {
     this.enter('mountShare');
     await this.requireGuest(instance);
   }
 
-  override async umountShare(_ctx: DriverContext, instance: Instance, _share: ShareMapping): Promise<void> {
+  override async umountShare(
+    _ctx: DriverContext,
+    instance: Instance,
+    _share: ShareMapping,
+  ): Promise<void> {
     this.enter('umountShare');
     await this.requireGuest(instance);
   }
@@ -1025,7 +1058,8 @@ export class FakeDriver extends BaseComputeDriver {
         'InterfaceAttachFailed',
         `Failed to attach network adapter device to ${instance.instance_id}`,
       );
-    const networkId = request.network_id ?? (request.port_id === undefined ? undefined : 'fake-network');
+    const networkId =
+      request.network_id ?? (request.port_id === undefined ? undefined : 'fake-network');
     if (networkId === undefined) throw attachFailed();
     const port = fakePort(
       {
@@ -1049,7 +1083,11 @@ export class FakeDriver extends BaseComputeDriver {
     return attached;
   }
 
-  override async detachInterface(_ctx: DriverContext, instance: Instance, portId: string): Promise<void> {
+  override async detachInterface(
+    _ctx: DriverContext,
+    instance: Instance,
+    portId: string,
+  ): Promise<void> {
     this.enter('detachInterface');
     await this.mutate(instance, (g) => {
       const index = g.interfaces.findIndex((iface) => iface.port_id === portId);
@@ -1064,7 +1102,11 @@ export class FakeDriver extends BaseComputeDriver {
     });
   }
 
-  override async plugVifs(_ctx: DriverContext, _instance: Instance, _networkInfo: InstancePort[]): Promise<void> {
+  override async plugVifs(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _networkInfo: InstancePort[],
+  ): Promise<void> {
     this.enter('plugVifs');
   }
 
@@ -1135,7 +1177,8 @@ export class FakeDriver extends BaseComputeDriver {
     this.enter('getDiagnostics');
     const guest = await this.requireGuest(instance);
     const diagnostics: Record<string, number | null> = {};
-    for (let cpu = 0; cpu < guest.flavor.vcpus; cpu += 1) diagnostics[`cpu${cpu}_time`] = 17300000000;
+    for (let cpu = 0; cpu < guest.flavor.vcpus; cpu += 1)
+      diagnostics[`cpu${cpu}_time`] = 17300000000;
     diagnostics['memory'] = guest.flavor.memory_mb * 1024;
     for (const disk of FakeDriver.diskNames(guest)) {
       Object.assign(diagnostics, {
@@ -1278,7 +1321,11 @@ export class FakeDriver extends BaseComputeDriver {
    * Changes a guest's power state behind the manager's back (the guest shut itself down,
    * crashed, ...) and reports it as a hypervisor would, with a lifecycle event in either mode.
    */
-  async simulatePowerChange(node: string, instanceId: string, powerState: PowerState): Promise<void> {
+  async simulatePowerChange(
+    node: string,
+    instanceId: string,
+    powerState: PowerState,
+  ): Promise<void> {
     let before: PowerState = powerState;
     const { guest, changed } = await this.mutateAt(node, instanceId, (g) => {
       before = g.powerState;

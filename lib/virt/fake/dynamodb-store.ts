@@ -161,7 +161,10 @@ export class DynamoDbFakeHypervisorStore implements FakeHypervisorStore {
  * Creates the fake hypervisor table (on DynamoDB Local for tests and `npm start`; the deployed
  * table comes from the CDK stack). Idempotent: an existing table is left alone.
  */
-export async function createFakeHypervisorTable(client: DynamoDBClient, name: string): Promise<void> {
+export async function createFakeHypervisorTable(
+  client: DynamoDBClient,
+  name: string,
+): Promise<void> {
   try {
     await client.send(
       new CreateTableCommand({

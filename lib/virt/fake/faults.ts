@@ -15,7 +15,8 @@ export class FaultPlan {
    * throw `error`. Faults armed for one method fire in the order they were armed.
    */
   failNext(method: string, error: Error, times = 1): this {
-    if (!Number.isInteger(times) || times < 1) throw new RangeError('times must be a positive integer');
+    if (!Number.isInteger(times) || times < 1)
+      throw new RangeError('times must be a positive integer');
     const queue = this.armed.get(method) ?? [];
     queue.push({ error, remaining: times });
     this.armed.set(method, queue);

@@ -9,7 +9,10 @@ import { uuidv5 } from '../../notifications/message-id.ts';
 import { DriverError } from '../errors.ts';
 
 /** uuid5(DNS, 'ports.fake.virt.stratus.compute'): the namespace of the fake's port ids. */
-const PORT_NAMESPACE = uuidv5('ports.fake.virt.stratus.compute', '6ba7b810-9dad-11d1-80b4-00c04fd430c8');
+const PORT_NAMESPACE = uuidv5(
+  'ports.fake.virt.stratus.compute',
+  '6ba7b810-9dad-11d1-80b4-00c04fd430c8',
+);
 
 /** OpenStack's default base MAC (Neutron `base_mac`). */
 const MAC_PREFIX = 'fa:16:3e';
@@ -48,7 +51,10 @@ export function fakePort(request: PortRequest, identity: readonly string[]): Ins
   if (request.fixed_ip !== undefined) {
     const family = isIP(request.fixed_ip);
     if (family === 0) {
-      throw new DriverError('FixedIpInvalid', `Fixed IP ${request.fixed_ip} is not a valid ip address.`);
+      throw new DriverError(
+        'FixedIpInvalid',
+        `Fixed IP ${request.fixed_ip} is not a valid ip address.`,
+      );
     }
     address = request.fixed_ip;
     version = family === 6 ? 6 : 4;
@@ -67,6 +73,9 @@ export function fakePort(request: PortRequest, identity: readonly string[]): Ins
 }
 
 /** spawn's network info: one port per requested network, in request order. */
-export function allocateSpawnPorts(instanceId: string, requests: readonly PortRequest[]): InstancePort[] {
+export function allocateSpawnPorts(
+  instanceId: string,
+  requests: readonly PortRequest[],
+): InstancePort[] {
   return requests.map((request, index) => fakePort(request, [instanceId, 'spawn', String(index)]));
 }

@@ -80,7 +80,10 @@ const NOT_IMPLEMENTED: [string, (d: BaseComputeDriver) => Promise<unknown>][] = 
   ['suspend', (d) => d.suspend(c, instance)],
   ['resume', (d) => d.resume(c, instance)],
   ['resume_state_on_host_boot', (d) => d.resumeStateOnHostBoot(c, instance)],
-  ['rescue', (d) => d.rescue(c, instance, { rescueImageRef: null, imageMeta: {}, rescuePassword: null })],
+  [
+    'rescue',
+    (d) => d.rescue(c, instance, { rescueImageRef: null, imageMeta: {}, rescuePassword: null }),
+  ],
   ['unrescue', (d) => d.unrescue(c, instance)],
   ['poll_rebooting_instances', (d) => d.pollRebootingInstances(c, 60, [instance])],
   ['power_update_event', (d) => d.powerUpdateEvent(c, instance, 'POWER_ON')],
@@ -107,7 +110,10 @@ const NOT_IMPLEMENTED: [string, (d: BaseComputeDriver) => Promise<unknown>][] = 
       }),
   ],
   ['confirm_migration', (d) => d.confirmMigration(c, migration, instance)],
-  ['finish_revert_migration', (d) => d.finishRevertMigration(c, instance, migration, { powerOn: true })],
+  [
+    'finish_revert_migration',
+    (d) => d.finishRevertMigration(c, instance, migration, { powerOn: true }),
+  ],
   [
     'check_can_live_migrate_destination',
     (d) =>
@@ -117,7 +123,10 @@ const NOT_IMPLEMENTED: [string, (d: BaseComputeDriver) => Promise<unknown>][] = 
         diskOverCommit: false,
       }),
   ],
-  ['cleanup_live_migration_destination_check', (d) => d.cleanupLiveMigrationDestinationCheck(c, migrateData)],
+  [
+    'cleanup_live_migration_destination_check',
+    (d) => d.cleanupLiveMigrationDestinationCheck(c, migrateData),
+  ],
   ['check_can_live_migrate_source', (d) => d.checkCanLiveMigrateSource(c, instance, migrateData)],
   ['pre_live_migration', (d) => d.preLiveMigration(c, instance, migrateData)],
   ['live_migration', (d) => d.liveMigration(c, instance, migrateData)],
@@ -128,12 +137,21 @@ const NOT_IMPLEMENTED: [string, (d: BaseComputeDriver) => Promise<unknown>][] = 
     (d) => d.rollbackLiveMigrationAtDestination(c, instance, migrateData, { destroyDisks: true }),
   ],
   ['post_live_migration_at_source', (d) => d.postLiveMigrationAtSource(c, instance, [])],
-  ['post_live_migration_at_destination', (d) => d.postLiveMigrationAtDestination(c, instance, migrateData)],
+  [
+    'post_live_migration_at_destination',
+    (d) => d.postLiveMigrationAtDestination(c, instance, migrateData),
+  ],
   ['check_instance_shared_storage_local', (d) => d.checkInstanceSharedStorageLocal(c, instance)],
   ['check_instance_shared_storage_remote', (d) => d.checkInstanceSharedStorageRemote(c, {})],
   ['get_instance_disk_info', (d) => d.getInstanceDiskInfo(c, instance)],
-  ['attach_volume', (d) => d.attachVolume(c, instance, { connectionInfo: volume, mountpoint: '/dev/vdb' })],
-  ['detach_volume', (d) => d.detachVolume(c, instance, { connectionInfo: volume, mountpoint: '/dev/vdb' })],
+  [
+    'attach_volume',
+    (d) => d.attachVolume(c, instance, { connectionInfo: volume, mountpoint: '/dev/vdb' }),
+  ],
+  [
+    'detach_volume',
+    (d) => d.detachVolume(c, instance, { connectionInfo: volume, mountpoint: '/dev/vdb' }),
+  ],
   [
     'swap_volume',
     (d) =>
@@ -151,7 +169,10 @@ const NOT_IMPLEMENTED: [string, (d: BaseComputeDriver) => Promise<unknown>][] = 
   ['volume_snapshot_create', (d) => d.volumeSnapshotCreate(c, instance, 'vol-1', {})],
   ['volume_snapshot_delete', (d) => d.volumeSnapshotDelete(c, instance, 'vol-1', 'snap-1', {})],
   ['default_root_device_name', (d) => d.defaultRootDeviceName(c, instance, {}, bdm)],
-  ['default_device_names_for_instance', (d) => d.defaultDeviceNamesForInstance(c, instance, '/dev/vda', [bdm])],
+  [
+    'default_device_names_for_instance',
+    (d) => d.defaultDeviceNamesForInstance(c, instance, '/dev/vda', [bdm]),
+  ],
   ['get_device_name_for_instance', (d) => d.getDeviceNameForInstance(c, instance, [], bdm)],
   ['mount_share', (d) => d.mountShare(c, instance, share)],
   ['umount_share', (d) => d.umountShare(c, instance, share)],
@@ -184,19 +205,22 @@ const NOT_IMPLEMENTED: [string, (d: BaseComputeDriver) => Promise<unknown>][] = 
 describe('BaseComputeDriver [NI] methods', () => {
   const driver = new BaseComputeDriver({ name: 'nothing' });
 
-  it.each(NOT_IMPLEMENTED)('%s raises NotSupported (501) naming the Nova method', async (nova, call) => {
-    const error = await call(driver).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(NotSupportedError);
-    expect(error).toMatchObject({
-      code: ErrorCode.NotSupported,
-      status: 501,
-      method: nova,
-      message: `The nothing driver does not support ${nova}`,
-    });
-  });
+  it.each(NOT_IMPLEMENTED)(
+    '%s raises NotSupported (501) naming the Nova method',
+    async (nova, call) => {
+      const error = await call(driver).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(NotSupportedError);
+      expect(error).toMatchObject({
+        code: ErrorCode.NotSupported,
+        status: 501,
+        method: nova,
+        message: `The nothing driver does not support ${nova}`,
+      });
+    },
+  );
 });
 
 /** A driver that only knows how to list its guests, to exercise Nova's defaults. */
@@ -254,7 +278,9 @@ describe('BaseComputeDriver [default] methods', () => {
     const driver = new ListingDriver();
     const byUuid = await driver.getNodenamesByUuid(c);
     expect(byUuid).toEqual({ [nodeUuid('node-a')]: 'node-a' });
-    expect(nodeUuid('node-a')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(nodeUuid('node-a')).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
     expect(nodeUuid('node-a')).not.toBe(nodeUuid('node-b'));
   });
 
@@ -271,13 +297,17 @@ describe('BaseComputeDriver [default] methods', () => {
   it('keeps Nova’s trivial defaults', async () => {
     const driver = new BaseComputeDriver();
     await expect(driver.injectNetworkInfo(c, instance, [])).resolves.toBeUndefined();
-    await expect(driver.prepareNetworksBeforeBlockDeviceMapping(c, instance, [])).resolves.toBeUndefined();
+    await expect(
+      driver.prepareNetworksBeforeBlockDeviceMapping(c, instance, []),
+    ).resolves.toBeUndefined();
     await expect(driver.cleanNetworksPreparation(c, instance, [])).resolves.toBeUndefined();
     await expect(driver.prepareForSpawn(c, instance)).resolves.toBeUndefined();
     await expect(driver.failedSpawnCleanup(c, instance)).resolves.toBeUndefined();
     await expect(driver.cleanupHost(c, 'stratus')).resolves.toBeUndefined();
     await expect(driver.manageImageCache(c, [])).resolves.toBeUndefined();
-    await expect(driver.rollbackLiveMigrationAtSource(c, instance, migrateData)).resolves.toBeUndefined();
+    await expect(
+      driver.rollbackLiveMigrationAtSource(c, instance, migrateData),
+    ).resolves.toBeUndefined();
     await expect(driver.postLiveMigration(c, instance, migrateData)).resolves.toBeUndefined();
     await expect(driver.checkInstanceSharedStorageCleanup(c, {})).resolves.toBeUndefined();
     expect(await driver.processInstancesAtStartup(c, [instance])).toEqual([instance]);
@@ -288,7 +318,9 @@ describe('BaseComputeDriver [default] methods', () => {
     expect(await driver.isSupportedFsFormat(c, 'ext4')).toBe(false);
     expect(await driver.networkBindingHostId(c, instance)).toBe('stratus');
     expect(driver.managesNetworkBindingHostId()).toBe(false);
-    expect(await driver.checkSourceMigrateDataAtDest(c, instance, migrateData, migration)).toBe(migrateData);
+    expect(await driver.checkSourceMigrateDataAtDest(c, instance, migrateData, migration)).toBe(
+      migrateData,
+    );
     expect(await driver.postClaimMigrateData(c, instance, migrateData)).toBe(migrateData);
   });
 

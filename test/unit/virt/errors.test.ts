@@ -21,7 +21,9 @@ describe('NotSupportedError', () => {
 
   it('appends a reason when one is given', () => {
     const error = new NotSupportedError('ec2', 'pause', 'EC2 cannot freeze a guest in memory');
-    expect(error.message).toBe('The ec2 driver does not support pause: EC2 cannot freeze a guest in memory');
+    expect(error.message).toBe(
+      'The ec2 driver does not support pause: EC2 cannot freeze a guest in memory',
+    );
   });
 });
 

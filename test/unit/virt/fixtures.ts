@@ -7,7 +7,10 @@ import type { DriverContext, SpawnRequest } from '../../../lib/virt/driver.ts';
 import { InMemoryLifecycleSink } from '../../../lib/virt/events.ts';
 import { FakeDriver } from '../../../lib/virt/fake/driver.ts';
 import { FaultPlan } from '../../../lib/virt/fake/faults.ts';
-import { type FakeHypervisorStore, InMemoryFakeHypervisorStore } from '../../../lib/virt/fake/store.ts';
+import {
+  type FakeHypervisorStore,
+  InMemoryFakeHypervisorStore,
+} from '../../../lib/virt/fake/store.ts';
 
 export const NODES: FakeNode[] = [
   { node: 'fake-node-1', vcpus: 16, memory_mb: 32768, local_gb: 500, availability_zone: 'nova' },
