@@ -5,6 +5,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { z as zm } from 'zod/mini';
 import { ConfigSchema, envName } from '../lib/config.ts';
 import { busName } from '../lib/topology.ts';
 
@@ -21,7 +22,7 @@ const SQS_QUEUE_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9*-]+:(\d{12}|\*):[A-Za-z0-9_.*
  * Everything the CDK app accepts: the functions' options (lib/config.ts) plus options that only
  * shape the infrastructure and never reach a function's environment.
  */
-export const DeploymentOptionsSchema = ConfigSchema.extend({
+export const DeploymentOptionsSchema = zm.extend(ConfigSchema, {
   // Stricter than the functions' schema: the stack turns these into IAM principals.
   producer_principals: z
     .array(
@@ -55,7 +56,7 @@ export type DeploymentOptions = z.output<typeof DeploymentOptionsSchema>;
  */
 export function readContextOptions(node: Node): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
-  for (const option of Object.keys(DeploymentOptionsSchema.shape)) {
+  for (const option of Object.keys(DeploymentOptionsSchema.def.shape)) {
     const value: unknown = node.tryGetContext(option);
     if (value === undefined || value === '') continue;
     raw[option] = typeof value === 'string' ? parseStructured(option, value) : value;

@@ -2,25 +2,42 @@
 // as STRATUS_<OPTION>. The CDK app passes the same names as context and sets them on functions;
 // the local control plane reads them the same way. Structured options are JSON.
 
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './validation.ts';
 import { DEFAULT_FLAVORS, FlavorSchema, type Flavor } from './compute/flavors.ts';
 import { ErrorCode, StratusError } from './errors.ts';
 import { DEFAULT_EVENT_SOURCE, DEFAULT_PREFIX, busName, tableName } from './topology.ts';
 
-const bool = z
-  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])])
-  .transform((v) => (typeof v === 'boolean' ? v : ['true', '1', 'yes', 'on'].includes(v)));
-const num = z.coerce.number().finite();
-const nonNegativeInt = z.coerce.number().int().nonnegative();
+const BOOL_WORDS = ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'] as const;
+const bool = z.pipe(
+  z.union([z.boolean(), z.enum(BOOL_WORDS)]),
+  z.transform((v: boolean | (typeof BOOL_WORDS)[number]): boolean =>
+    typeof v === 'boolean' ? v : ['true', '1', 'yes', 'on'].includes(v),
+  ),
+);
+const name = z.string().check(z.minLength(1), z.maxLength(255));
+const int = (...checks: Parameters<ReturnType<typeof z.int>['check']>) => z.int().check(...checks);
+/** Environment values are strings: options that are numbers accept numeric strings. */
+const coercedNumber = (...checks: Parameters<ReturnType<typeof z.number>['check']>) =>
+  z.coerce.number().check(
+    z.refine((n) => Number.isFinite(n), 'must be a finite number'),
+    ...checks,
+  );
+const coercedInt = (min: number) =>
+  z.coerce.number().check(
+    z.refine((n) => Number.isInteger(n), 'must be an integer'),
+    z.gte(min),
+  );
+const withDefault = z._default;
 
 export const FakeNodeSchema = z.strictObject({
-  node: z.string().min(1).max(255),
-  vcpus: z.number().int().positive(),
-  memory_mb: z.number().int().positive(),
-  local_gb: z.number().int().positive(),
-  availability_zone: z.string().min(1).max(255).default('nova'),
+  node: name,
+  vcpus: int(z.positive()),
+  memory_mb: int(z.positive()),
+  local_gb: int(z.positive()),
+  availability_zone: withDefault(name, 'nova'),
 });
-export type FakeNode = z.infer<typeof FakeNodeSchema>;
+export type FakeNode = z.output<typeof FakeNodeSchema>;
 
 export const DEFAULT_FAKE_NODES: readonly FakeNode[] = [
   { node: 'fake-node-1', vcpus: 16, memory_mb: 32768, local_gb: 500, availability_zone: 'nova' },
@@ -32,51 +49,51 @@ export type NotifyOnStateChange = (typeof NOTIFY_ON_STATE_CHANGE)[number];
 
 /** The options, their types and Nova's defaults. Keys are the option names users write. */
 export const ConfigSchema = z.strictObject({
-  host: z.string().min(1).max(255).default('stratus'),
-  driver: z.enum(['fake', 'ec2']).default('fake'),
-  prefix: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and -, at most 40')
-    .default(DEFAULT_PREFIX),
-  event_source: z.string().min(1).max(255).default(DEFAULT_EVENT_SOURCE),
-  event_bus_name: z.string().min(1).max(255).optional(),
-  notify_on_state_change: z.enum(NOTIFY_ON_STATE_CHANGE).default('None'),
-  notify_api_faults: bool.default(false),
-  instance_usage_audit: bool.default(true),
-  instance_usage_audit_period: z
-    .string()
-    .regex(/^(hour|day|month|year)(@([0-9]+))?$/, 'hour|day|month|year[@offset]')
-    .default('hour'),
-  cpu_allocation_ratio: num.positive().default(4.0),
-  ram_allocation_ratio: num.positive().default(1.0),
-  disk_allocation_ratio: num.positive().default(1.0),
-  reserved_host_cpus: nonNegativeInt.default(0),
-  reserved_host_memory_mb: nonNegativeInt.default(512),
-  reserved_host_disk_mb: nonNegativeInt.default(0),
-  instance_build_timeout: nonNegativeInt.default(0),
-  reboot_timeout: nonNegativeInt.default(0),
-  rescue_timeout: nonNegativeInt.default(0),
-  resize_confirm_window: nonNegativeInt.default(0),
-  reclaim_instance_interval: nonNegativeInt.default(0),
-  shelved_offload_time: z.coerce.number().int().min(-1).default(0),
-  sync_power_state_interval: z.coerce.number().int().min(-1).default(600),
+  host: withDefault(name, 'stratus'),
+  driver: withDefault(z.enum(['fake', 'ec2']), 'fake'),
+  prefix: withDefault(
+    z
+      .string()
+      .check(z.regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and -, at most 40')),
+    DEFAULT_PREFIX,
+  ),
+  event_source: withDefault(name, DEFAULT_EVENT_SOURCE),
+  event_bus_name: z.optional(name),
+  notify_on_state_change: withDefault(z.enum(NOTIFY_ON_STATE_CHANGE), 'None'),
+  notify_api_faults: withDefault(bool, false),
+  instance_usage_audit: withDefault(bool, true),
+  instance_usage_audit_period: withDefault(
+    z
+      .string()
+      .check(z.regex(/^(hour|day|month|year)(@([0-9]+))?$/, 'hour|day|month|year[@offset]')),
+    'hour',
+  ),
+  cpu_allocation_ratio: withDefault(coercedNumber(z.positive()), 4.0),
+  ram_allocation_ratio: withDefault(coercedNumber(z.positive()), 1.0),
+  disk_allocation_ratio: withDefault(coercedNumber(z.positive()), 1.0),
+  reserved_host_cpus: withDefault(coercedInt(0), 0),
+  reserved_host_memory_mb: withDefault(coercedInt(0), 512),
+  reserved_host_disk_mb: withDefault(coercedInt(0), 0),
+  instance_build_timeout: withDefault(coercedInt(0), 0),
+  reboot_timeout: withDefault(coercedInt(0), 0),
+  rescue_timeout: withDefault(coercedInt(0), 0),
+  resize_confirm_window: withDefault(coercedInt(0), 0),
+  reclaim_instance_interval: withDefault(coercedInt(0), 0),
+  shelved_offload_time: withDefault(coercedInt(-1), 0),
+  sync_power_state_interval: withDefault(coercedInt(-1), 600),
   /** SQS SenderIds (IAM user ids, or role ids `AROA…` matching any session) trusted to claim `admin`. */
-  admin_producers: z.array(z.string().min(1)).default([]),
-  producer_principals: z.array(z.string().min(1)).default([]),
-  flavors: z
-    .array(FlavorSchema)
-    .min(1)
-    .default([...DEFAULT_FLAVORS]),
-  fake_nodes: z
-    .array(FakeNodeSchema)
-    .min(1)
-    .default([...DEFAULT_FAKE_NODES]),
+  admin_producers: withDefault(z.array(z.string().check(z.minLength(1))), []),
+  producer_principals: withDefault(z.array(z.string().check(z.minLength(1))), []),
+  flavors: withDefault(z.array(FlavorSchema).check(z.minLength(1)), () => [...DEFAULT_FLAVORS]),
+  fake_nodes: withDefault(z.array(FakeNodeSchema).check(z.minLength(1)), () => [
+    ...DEFAULT_FAKE_NODES,
+  ]),
   /** The fake driver's asynchronous mode: spawn and power changes complete from lifecycle events. */
-  fake_async: bool.default(false),
-  local_tick_seconds: z.coerce.number().int().positive().default(10),
+  fake_async: withDefault(bool, false),
+  local_tick_seconds: withDefault(coercedInt(1), 10),
 });
 
-export type Config = z.infer<typeof ConfigSchema> & {
+export type Config = z.output<typeof ConfigSchema> & {
   flavors: Flavor[];
   tables: { state: string; idempotency: string; fakeHypervisor: string };
   event_bus: string;
@@ -96,7 +113,7 @@ export function envName(option: string): string {
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const raw: Record<string, unknown> = {};
   const problems: string[] = [];
-  for (const option of Object.keys(ConfigSchema.shape)) {
+  for (const option of Object.keys(ConfigSchema.def.shape)) {
     const value = env[envName(option)];
     if (value === undefined || value === '') continue;
     if (STRUCTURED.has(option)) {

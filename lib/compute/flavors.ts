@@ -1,14 +1,19 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../validation.ts';
 import type { InstanceFlavor } from './instance.ts';
 
+const count = (...checks: Parameters<ReturnType<typeof z.int>['check']>) =>
+  z.int().check(...checks);
+const text = z.string().check(z.minLength(1), z.maxLength(255));
+
 export const FlavorSchema = z.strictObject({
-  name: z.string().min(1).max(255),
-  flavorid: z.string().min(1).max(255),
-  id: z.number().int().nonnegative(),
-  vcpus: z.number().int().positive(),
-  memory_mb: z.number().int().positive(),
-  root_gb: z.number().int().nonnegative(),
-  ephemeral_gb: z.number().int().nonnegative().default(0),
+  name: text,
+  flavorid: text,
+  id: count(z.gte(0)),
+  vcpus: count(z.positive()),
+  memory_mb: count(z.positive()),
+  root_gb: count(z.gte(0)),
+  ephemeral_gb: z._default(count(z.gte(0)), 0),
 });
 
 export type Flavor = InstanceFlavor;

@@ -5,7 +5,8 @@
 
 import { PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../validation.ts';
 import type { AwsClients } from '../compose.ts';
 import type { Config } from '../config.ts';
 import type { LifecycleEvent, LifecycleEventSink } from '../virt/events.ts';
@@ -15,7 +16,7 @@ export const LIFECYCLE_SOURCE = 'stratus.virt';
 export const LIFECYCLE_DETAIL_TYPE = 'Stratus Instance Lifecycle Event';
 
 const LifecycleEventSchema = z.object({
-  instanceId: z.string().min(1),
+  instanceId: z.string().check(z.minLength(1)),
   transition: z.enum(
     Object.values(LifecycleTransition) as [LifecycleTransition, ...LifecycleTransition[]],
   ),

@@ -8,7 +8,11 @@ import { StratusError } from '../errors.ts';
 import type { ActionRecord } from '../store/state-store.ts';
 import { type Operation, isOperation } from '../topology.ts';
 import type { LifecycleEvent } from '../virt/events.ts';
-import { PROGRESS_PENDING_EXPECT, finishSpawn } from './operations/build-and-run-instance.ts';
+import {
+  PROGRESS_PENDING_EXPECT,
+  PROGRESS_PENDING_SINCE,
+  finishSpawn,
+} from './operations/build-and-run-instance.ts';
 import { finishDelete } from './operations/terminate-instance.ts';
 import { CommandRuntime, type ComputeDeps, deliverCommitted } from './runtime.ts';
 import { POWER_STATE_FOR_TRANSITION } from './states.ts';
@@ -51,10 +55,13 @@ export async function handleLifecycleEvent(
     { kind: 'instance', id: instance.instance_id },
     instance.task_owner,
   );
+  const since = action?.progress[PROGRESS_PENDING_SINCE];
   if (
     !action ||
     action.status !== 'running' ||
-    action.progress[PROGRESS_PENDING_EXPECT] !== event.transition
+    action.progress[PROGRESS_PENDING_EXPECT] !== event.transition ||
+    // An event older than the wait belongs to an earlier change of the same guest.
+    (typeof since === 'string' && event.occurredAt < since)
   ) {
     deps.logger.info('lifecycle event matches no pending task', {
       instance_id: event.instanceId,

@@ -105,6 +105,34 @@ describe('completion from lifecycle events (fake driver, asynchronous mode)', ()
     expect(await stack.receiveAll(stack.topology.lifecycle.dlqUrl)).toHaveLength(0);
   });
 
+  it('ignores the awaited transition when the event is older than the wait', async () => {
+    const command = buildCommand();
+    const instanceId = instanceIdForCommand(command.command_id);
+    await stack.send('build_and_run_instance', command);
+    await stack.drain('build_and_run_instance');
+    await stack.receiveAll(stack.topology.lifecycle.url); // hold the real STARTED event back
+    const before = await stack.store.getInstance(instanceId);
+    const stale = lifecycleEnvelope({
+      instanceId,
+      transition: 'started',
+      node: before!.node!,
+      occurredAt: '2020-01-01T00:00:00.000Z',
+      source: 'fake',
+      sequence: 1,
+    });
+    await stack.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: stack.topology.lifecycle.url,
+        MessageBody: JSON.stringify(stale),
+      }),
+    );
+    await stack.drain('lifecycle');
+    expect(await stack.store.getInstance(instanceId)).toMatchObject({
+      task_state: TaskState.SPAWNING,
+      version: before!.version,
+    });
+  });
+
   it('completes a terminate from the driver’s event', async () => {
     const build = buildCommand();
     const instanceId = instanceIdForCommand(build.command_id);

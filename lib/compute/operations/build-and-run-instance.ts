@@ -20,13 +20,13 @@ type BuildRuntime = CommandRuntime & { command: Command<'build_and_run_instance'
 
 /** The action event Nova records around the compute manager's build method. */
 const BUILD_EVENT = 'compute__do_build_and_run_instance';
-/** How long an asynchronous spawn may stay pending before the sweeper fails it (seconds). */
+/** The lifecycle transition a task waits for (progress key on its action). */
 export const PROGRESS_PENDING_EXPECT = 'pending_expect';
-export const PROGRESS_PENDING_DEADLINE = 'pending_deadline';
+export const PROGRESS_PENDING_SINCE = 'pending_since';
 /** Clears a pending marker when the task finishes. */
 export const NOTHING_PENDING = {
   [PROGRESS_PENDING_EXPECT]: null,
-  [PROGRESS_PENDING_DEADLINE]: null,
+  [PROGRESS_PENDING_SINCE]: null,
 };
 
 function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instance {
@@ -114,6 +114,34 @@ async function step(
     now: rt.now(),
   });
   return res.new;
+}
+
+/**
+ * Records which lifecycle transition this command's task waits for, and since when, so the
+ * lifecycle handler completes it and ignores events older than the wait.
+ */
+export async function expectLifecycle(rt: CommandRuntime, transition: string): Promise<void> {
+  await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+    progress: {
+      [PROGRESS_PENDING_EXPECT]: transition,
+      [PROGRESS_PENDING_SINCE]: rt.now().toISOString(),
+    },
+  });
+}
+
+/**
+ * A pending spawn's network info. Ports are driver facts, not task state: they are kept even
+ * when the lifecycle event already finished the build, and never overwrite known ports.
+ */
+async function keepPorts(rt: CommandRuntime, ports: Instance['ports']): Promise<void> {
+  if (ports.length === 0) return;
+  await rt.deps.store.updateInstance({
+    instanceId: rt.command.instance_id,
+    action: rt.actionRef,
+    expect: {},
+    changes: (current) => (current.ports.length === 0 ? { ports } : {}),
+    now: rt.now(),
+  });
 }
 
 /** The final write of a successful spawn; also the completion path for a lifecycle event. */
@@ -282,7 +310,6 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
     const brt = rt as BuildRuntime;
     const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
     if (action?.status !== 'running') return;
-    if (action.progress[PROGRESS_PENDING_EXPECT]) return; // waiting on a lifecycle event
     try {
       let instance = await rt.deps.store.getInstance(rt.command.instance_id);
       while (instance) {
@@ -318,25 +345,14 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
             instance = await step(brt, TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING);
             break;
           case TaskState.SPAWNING: {
+            // Expect the platform's event before asking: a fast driver may report it before
+            // spawn even returns, and the lifecycle handler must recognise it.
+            await expectLifecycle(rt, 'started');
             const result = await spawn(brt, instance);
             if (result.status === 'done') {
               await finishSpawn(rt, result.powerState, result.ports);
             } else {
-              const deadline = new Date(rt.now().getTime() + result.deadlineSeconds * 1000);
-              await rt.deps.store.updateInstance({
-                instanceId: instance.instance_id,
-                action: rt.actionRef,
-                expect: { taskState: [TaskState.SPAWNING] },
-                changes: (c) => {
-                  owned(rt, c, TaskState.SPAWNING);
-                  return result.ports ? { ports: result.ports } : {};
-                },
-                progress: {
-                  [PROGRESS_PENDING_EXPECT]: result.expect,
-                  [PROGRESS_PENDING_DEADLINE]: deadline.toISOString(),
-                },
-                now: rt.now(),
-              });
+              await keepPorts(rt, result.ports ?? []);
             }
             return;
           }

@@ -14,9 +14,8 @@ import { newAction } from '../runtime.ts';
 import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
 import {
   NOTHING_PENDING,
-  PROGRESS_PENDING_DEADLINE,
-  PROGRESS_PENDING_EXPECT,
   driverContext,
+  expectLifecycle,
   isRetryable,
 } from './build-and-run-instance.ts';
 import { loadOwnedInstance } from './instance-access.ts';
@@ -128,7 +127,7 @@ export const terminateInstance: OperationHandler<void> = {
 
   async perform(rt) {
     const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
-    if (action?.status !== 'running' || action.progress[PROGRESS_PENDING_EXPECT]) return;
+    if (action?.status !== 'running') return;
     let instance = await rt.deps.store.getInstance(rt.command.instance_id);
     if (!instance)
       throw new StratusError(
@@ -170,17 +169,9 @@ export const terminateInstance: OperationHandler<void> = {
 
     if (!instance.host) return finishDelete(rt);
     try {
+      await expectLifecycle(rt, 'stopped');
       const result = await rt.deps.driver.destroy(driverContext(rt), instance);
-      if (result.status === 'pending') {
-        const deadline = new Date(rt.now().getTime() + result.deadlineSeconds * 1000);
-        await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
-          progress: {
-            [PROGRESS_PENDING_EXPECT]: result.expect,
-            [PROGRESS_PENDING_DEADLINE]: deadline.toISOString(),
-          },
-        });
-        return;
-      }
+      if (result.status === 'pending') return; // the driver's event finishes the delete
       await finishDelete(rt);
     } catch (e) {
       if (isRetryable(e) || (isStratusError(e) && e instanceof UnexpectedTaskStateError)) throw e;

@@ -1049,6 +1049,26 @@ describe('FakeDriver out-of-band changes', () => {
     expect(s.sink.events).toHaveLength(1);
   });
 
+  it('names the transition after the state the guest went to', async () => {
+    await spawned();
+    const change = (state: PowerState) =>
+      driver.simulatePowerChange('fake-node-1', vm.instance_id, state);
+    await change(PowerState.PAUSED);
+    await change(PowerState.RUNNING);
+    await change(PowerState.SUSPENDED);
+    await change(PowerState.RUNNING);
+    await change(PowerState.CRASHED);
+    await change(PowerState.RUNNING);
+    expect(s.sink.events.map((e) => e.transition)).toEqual([
+      'paused',
+      'resumed',
+      'suspended',
+      'resumed',
+      'stopped',
+      'started',
+    ]);
+  });
+
   it('loses a guest on request', async () => {
     await spawned();
     await driver.simulateGuestLoss('fake-node-1', vm.instance_id);

@@ -1,0 +1,130 @@
+// `npm run bench`: bundles every Lambda entry the way the stack does (esbuild, ESM, minified,
+// tree-shaken, SDK bundled), then measures each bundle's size and its module-load time (cold
+// import in a fresh Node process, median of several runs). Results go to bench/results/.
+//
+//   node bench/run.ts            measure and record
+//   node bench/run.ts --check    sizes only; fail when a budget is exceeded (used by `npm run build`)
+
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const OUT = join(ROOT, 'bench', '.tmp');
+const RESULTS = join(ROOT, 'bench', 'results');
+const LOAD_RUNS = 7;
+/** Functions that do not talk to EC2 must stay under this (minified bytes). */
+const NON_EC2_BUDGET_BYTES = 600 * 1024;
+
+interface BundleResult {
+  function: string;
+  bytes: number;
+  talksToEc2: boolean;
+  budgetBytes: number | null;
+  loadMsMedian?: number;
+  loadMsMin?: number;
+}
+
+async function entries(): Promise<string[]> {
+  const files = await readdir(join(ROOT, 'functions'));
+  return files
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => f.replace(/\.ts$/, ''))
+    .sort();
+}
+
+async function bundle(name: string): Promise<{ file: string; bytes: number; talksToEc2: boolean }> {
+  const file = join(OUT, `${name}.mjs`);
+  const result = await build({
+    entryPoints: [join(ROOT, 'functions', `${name}.ts`)],
+    outfile: file,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node24',
+    minify: true,
+    treeShaking: true,
+    mainFields: ['module', 'main'],
+    metafile: true,
+    logLevel: 'silent',
+    // Bundled ESM still meets CommonJS inside dependencies: give it a require.
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+  });
+  const inputs = Object.keys(result.metafile.inputs);
+  return {
+    file,
+    bytes: (await stat(file)).size,
+    talksToEc2: inputs.some((i) => i.includes('@aws-sdk/client-ec2')),
+  };
+}
+
+function loadTimeMs(file: string): number {
+  const script = `const t = performance.now(); await import(${JSON.stringify(file)}); process.stdout.write(String(performance.now() - t));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: {
+      ...process.env,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'bench',
+      AWS_SECRET_ACCESS_KEY: 'bench',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+    },
+  });
+  return Number(out.toString());
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const check = process.argv.includes('--check');
+  await rm(OUT, { recursive: true, force: true });
+  await mkdir(OUT, { recursive: true });
+  const results: BundleResult[] = [];
+  for (const name of await entries()) {
+    const b = await bundle(name);
+    const r: BundleResult = {
+      function: name,
+      bytes: b.bytes,
+      talksToEc2: b.talksToEc2,
+      budgetBytes: b.talksToEc2 ? null : NON_EC2_BUDGET_BYTES,
+    };
+    if (!check) {
+      const runs = Array.from({ length: LOAD_RUNS }, () => loadTimeMs(b.file));
+      r.loadMsMedian = Math.round(median(runs) * 10) / 10;
+      r.loadMsMin = Math.round(Math.min(...runs) * 10) / 10;
+    }
+    results.push(r);
+  }
+  const over = results.filter((r) => r.budgetBytes !== null && r.bytes > r.budgetBytes);
+  console.log('function                      bytes (min)   budget      load ms (median / min)');
+  for (const r of results) {
+    const budget = r.budgetBytes === null ? 'n/a (EC2)' : `${Math.round(r.budgetBytes / 1024)} KiB`;
+    const load = r.loadMsMedian === undefined ? '' : `${r.loadMsMedian} / ${r.loadMsMin}`;
+    console.log(
+      `${r.function.padEnd(28)}  ${String(r.bytes).padStart(10)}   ${budget.padEnd(10)}  ${load}`,
+    );
+  }
+  if (!check) {
+    await mkdir(RESULTS, { recursive: true });
+    const record = {
+      measured_at: new Date().toISOString(),
+      node: process.version,
+      machine: `${process.platform}/${process.arch}`,
+      load_runs: LOAD_RUNS,
+      functions: results,
+    };
+    await writeFile(join(RESULTS, 'bundles.json'), `${JSON.stringify(record, null, 2)}\n`);
+    console.log(`\nrecorded in bench/results/bundles.json`);
+  }
+  await rm(OUT, { recursive: true, force: true });
+  if (over.length > 0) {
+    console.error(
+      `over budget: ${over.map((r) => `${r.function} ${r.bytes} > ${r.budgetBytes}`).join(', ')}`,
+    );
+    process.exit(1);
+  }
+}
+
+await main();
