@@ -151,11 +151,19 @@ export function lifecycleQueueName(prefix: string): string {
   return `${prefix}-lifecycle-events`;
 }
 
-/** The lifecycle-events function's settings. */
+/** The `source` of the fake driver's lifecycle events on the deployment's bus. */
+export const LIFECYCLE_EVENT_SOURCE = 'stratus.virt';
+
+const LIFECYCLE_TIMEOUT_SECONDS = 60;
+
+/** The lifecycle-events function and its queue. */
 export const LIFECYCLE_FUNCTION = {
   entry: 'functions/lifecycle-events.ts',
-  timeoutSeconds: 30,
+  timeoutSeconds: LIFECYCLE_TIMEOUT_SECONDS,
+  memoryMb: 512,
   batchSize: 10,
-  visibilityTimeoutSeconds: 180,
+  maxBatchingWindowSeconds: 1,
+  maxConcurrency: 20,
+  visibilityTimeoutSeconds: LIFECYCLE_TIMEOUT_SECONDS * 6,
   maxReceiveCount: 5,
 } as const;

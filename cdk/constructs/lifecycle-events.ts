@@ -10,28 +10,19 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import type { DataAccess } from './data-access.ts';
 import { type ConsumerSettings, QueueConsumer } from './queue-consumer.ts';
+import {
+  LIFECYCLE_EVENT_SOURCE,
+  LIFECYCLE_FUNCTION,
+  lifecycleQueueName,
+} from '../../lib/topology.ts';
 
-/**
- * The `source` of the fake driver's lifecycle events on the Stratus bus. Kept here, not imported
- * from lib/compute/lifecycle-transport.ts, so synth does not load the AWS SDK; a test pins the two.
- */
-export const FAKE_DRIVER_EVENT_SOURCE = 'stratus.virt';
+export const FAKE_DRIVER_EVENT_SOURCE = LIFECYCLE_EVENT_SOURCE;
 export const EC2_STATE_CHANGE = {
   source: 'aws.ec2',
   detailType: 'EC2 Instance State-change Notification',
 } as const;
 
-const TIMEOUT_SECONDS = 60;
-export const LIFECYCLE_SETTINGS: ConsumerSettings = {
-  entry: 'functions/lifecycle-events.ts',
-  timeoutSeconds: TIMEOUT_SECONDS,
-  memoryMb: 512,
-  batchSize: 10,
-  maxBatchingWindowSeconds: 1,
-  maxConcurrency: 20,
-  visibilityTimeoutSeconds: TIMEOUT_SECONDS * 6,
-  maxReceiveCount: 5,
-};
+export const LIFECYCLE_SETTINGS: ConsumerSettings = LIFECYCLE_FUNCTION;
 
 // A lost lifecycle event leaves a task pending until the sweeper fails it, so EventBridge keeps
 // retrying delivery for as long as it can (its maximums) before parking the event in the DLQ.
@@ -53,7 +44,7 @@ export class LifecycleEvents extends QueueConsumer {
   readonly fakeDriverRule: Rule;
 
   constructor(scope: Construct, id: string, props: LifecycleEventsProps) {
-    const name = `${props.prefix}-lifecycle-events`;
+    const name = lifecycleQueueName(props.prefix);
     super(scope, id, {
       queueName: name,
       deadLetterQueueName: `${name}-dlq`,

@@ -10,9 +10,10 @@ import '../validation.ts';
 import type { AwsClients } from '../compose.ts';
 import type { Config } from '../config.ts';
 import type { LifecycleEvent, LifecycleEventSink } from '../virt/events.ts';
+import { LIFECYCLE_EVENT_SOURCE } from '../topology.ts';
 import { LifecycleTransition } from './states.ts';
 
-export const LIFECYCLE_SOURCE = 'stratus.virt';
+export const LIFECYCLE_SOURCE = LIFECYCLE_EVENT_SOURCE;
 export const LIFECYCLE_DETAIL_TYPE = 'Stratus Instance Lifecycle Event';
 
 const LifecycleEventSchema = z.object({
