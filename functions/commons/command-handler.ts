@@ -60,6 +60,8 @@ export function commandHandler(operation: OperationHandler, options: CommandFunc
         awsSdkV3Client: clients.dynamodb,
       }),
       config: idempotency,
+      // One namespace per operation, also where AWS_LAMBDA_FUNCTION_NAME is unset (local runs).
+      keyPrefix: operation.operation,
     },
   );
 
@@ -94,7 +96,10 @@ export function commandHandler(operation: OperationHandler, options: CommandFunc
         error_message: (e as Error).message,
       });
       metrics.addMetric('CommandError', MetricUnit.Count, 1);
-      await recordLastError(command, e, record.attributes.ApproximateReceiveCount);
+      // A duplicate arriving while its twin runs is not an error of that running command.
+      if ((e as Error).name !== 'IdempotencyAlreadyInProgressError') {
+        await recordLastError(command, e, record.attributes.ApproximateReceiveCount);
+      }
       throw e;
     } finally {
       logger.removeKeys(['command_id', 'request_id']);
@@ -131,6 +136,9 @@ export function commandHandler(operation: OperationHandler, options: CommandFunc
       return processPartialResponse(event, recordHandler, processor, {
         context,
         throwOnFullBatchFailure: false,
+        // One record at a time: the logger's per-command keys stay right, and a batch of ≤ 10
+        // gains little from parallelism that Lambda's concurrency does not already give.
+        processInParallel: false,
       });
     });
 }

@@ -10,6 +10,7 @@ import {
   type Command,
   EnvelopeSchema,
   MAX_BODY_BYTES,
+  SQS_QUEUE_URL,
   envelopeRuleViolations,
 } from './schemas.ts';
 
@@ -57,7 +58,7 @@ function salvage(raw: unknown): SalvagedFields {
   return {
     command_id: pick(r.command_id, /^[A-Za-z0-9._:-]{1,128}$/),
     instance_id: pick(r.instance_id, /^[0-9a-f-]{36}$/i),
-    reply_to: pick(r.reply_to, /^https?:\/\/\S{1,1000}$/),
+    reply_to: pick(r.reply_to, SQS_QUEUE_URL),
     request_id: pick((context as Record<string, unknown>).request_id, /^.{1,255}$/),
     operation: pick(r.operation, /^[a-z_]{1,64}$/),
   };

@@ -13,6 +13,14 @@ export const MAX_METADATA_ENTRIES = 128;
 /** EC2's user-data limit applies to the decoded bytes. */
 export const MAX_USER_DATA_BYTES = 16 * 1024;
 
+/**
+ * An SQS queue URL: AWS's (https, `sqs.<region>.amazonaws.com[.cn]` or the legacy
+ * `<region>.queue.amazonaws.com`), or a loopback emulator's (http) for local runs. Replies are
+ * signed requests to this host, so no other host is accepted.
+ */
+export const SQS_QUEUE_URL =
+  /^(https:\/\/(sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?|[a-z0-9-]+\.queue\.amazonaws\.com)|http:\/\/(127\.0\.0\.1|localhost|sqs\.[a-z0-9-]+\.localhost)(:\d{1,5})?)\/\d{12}\/[A-Za-z0-9_-]{1,80}(\.fifo)?$/;
+
 const str = z.string().check(z.minLength(1), z.maxLength(MAX_STRING));
 const optionalStr = z.string().check(z.maxLength(MAX_STRING));
 const uuid = z.uuid({ error: 'must be a UUID' });
@@ -177,7 +185,7 @@ export const EnvelopeSchema = z.strictObject({
   node: opt(str),
   args: z._default(z.record(z.string(), z.unknown()), {}),
   reply_to: opt(
-    z.string().check(z.maxLength(1024), z.regex(/^https?:\/\/[^\s]+$/, 'must be an SQS queue URL')),
+    z.string().check(z.maxLength(1024), z.regex(SQS_QUEUE_URL, 'must be an SQS queue URL')),
   ),
 });
 export type Envelope = z.output<typeof EnvelopeSchema>;

@@ -14,7 +14,8 @@ import { ErrorCode, StratusError, isStratusError } from '../errors.ts';
 import { apiFaultNotification, describeError } from '../notifications/notification.ts';
 import type { ActionRecord, ActionSubject, Outcome } from '../store/state-store.ts';
 import type { Operation } from '../topology.ts';
-import { CommandRuntime, type ComputeDeps, deliverCommitted, newAction } from './runtime.ts';
+import { eventMessageId } from '../notifications/message-id.ts';
+import { CommandRuntime, type ComputeDeps, deliverCommitted } from './runtime.ts';
 
 /** Who sent the command, as SQS reports it (the message's SenderId attribute). */
 export interface Sender {
@@ -54,35 +55,55 @@ export async function executeCommand(
 ): Promise<ExecutionResult> {
   const rt = new CommandRuntime(deps, command);
   const existing = await findAction(deps, command, rt.subject);
+  if (existing && !sameCommand(existing, command)) {
+    // Another command already owns this id. It must not run under that command's record (and
+    // must not borrow its authorization), nor overwrite that record with its own rejection.
+    return {
+      outcome: await answerUnrecorded(deps, command, commandIdReused(command)),
+      duplicate: false,
+    };
+  }
   if (existing && existing.status !== 'running') {
     const delivered = await deliverCommitted(deps, existing.subject, command.command_id);
     return { outcome: delivered?.outcome ?? existing.outcome, duplicate: true };
   }
   if (!existing) {
-    let prepared: unknown;
     try {
-      if (
-        command.context.roles.includes('admin') &&
-        !isTrustedAdmin(command, sender, deps.config.admin_producers)
-      ) {
+      const admin = isTrustedAdmin(command, sender, deps.config.admin_producers);
+      if (command.context.roles.includes('admin') && !admin) {
         throw new StratusError(
           ErrorCode.Forbidden,
           'The admin role is not honoured from this producer',
         );
       }
-      prepared = await handler.prepare(
-        rt,
-        isTrustedAdmin(command, sender, deps.config.admin_producers),
-      );
+      // `start` makes the command's first conditional write; if that write finds the state
+      // moved on since `prepare` read it, nothing was changed and the command is rejected too.
+      await handler.start(rt, await handler.prepare(rt, admin));
     } catch (e) {
-      if (!isStratusError(e)) throw e;
+      if (!isStratusError(e) || e.status >= 500) throw e;
       return { outcome: await rejectCommand(deps, command, e), duplicate: false };
     }
-    await handler.start(rt, prepared);
   }
   await handler.perform(rt);
   const action = await deliverCommitted(deps, rt.subject, command.command_id);
   return { outcome: action?.outcome ?? null, duplicate: false };
+}
+
+/** The stored action belongs to this command (same operation, target and requester). */
+function sameCommand(action: ActionRecord, command: Command): boolean {
+  return (
+    action.operation === command.operation &&
+    (action.instance_id ?? '') === command.instance_id &&
+    action.project_id === command.context.project_id &&
+    action.user_id === command.context.user_id
+  );
+}
+
+function commandIdReused(command: Command): StratusError {
+  return new StratusError(
+    ErrorCode.CommandIdReused,
+    `command_id ${command.command_id} already belongs to another command; use a new id`,
+  );
 }
 
 /** A command's action lives under its instance, or under the command when it was rejected early. */
@@ -97,19 +118,16 @@ async function findAction(
   );
 }
 
-/**
- * Records a rejection: an action whose outcome is `rejected`, an `api.fault` when enabled, and the
- * answer to reply_to. The instance is not touched, so its actions list shows only what ran.
- */
-export async function rejectCommand(
+type RejectableCommand = Pick<Command, 'command_id' | 'operation' | 'instance_id' | 'reply_to'> & {
+  context: Pick<Command['context'], 'request_id'> & Partial<Command['context']>;
+};
+
+function rejectionOf(
   deps: ComputeDeps,
-  command: Pick<Command, 'command_id' | 'operation' | 'instance_id' | 'reply_to'> & {
-    context: Pick<Command['context'], 'request_id'> & Partial<Command['context']>;
-  },
+  command: RejectableCommand,
   error: StratusError,
-): Promise<Outcome> {
-  const now = deps.clock();
-  const subject: ActionSubject = { kind: 'command', id: command.command_id };
+  now: Date,
+) {
   const info = describeError(error);
   const outcome: Outcome = {
     command_id: command.command_id,
@@ -119,41 +137,55 @@ export async function rejectCommand(
     status: 'rejected',
     error: { code: info.code, message: info.message },
   };
+  const notifications = deps.config.notify_api_faults
+    ? [
+        apiFaultNotification({
+          host: deps.config.host,
+          commandId: command.command_id,
+          requestId: command.context.request_id,
+          operation: command.operation,
+          instanceId: command.instance_id || null,
+          exception: info.exception,
+          status: info.code,
+          now,
+        }),
+      ]
+    : [];
+  return { outcome, notifications };
+}
+
+/**
+ * Records a rejection in one write: an action that is final from the start (outcome `rejected`),
+ * with its `api.fault` when enabled in the same commit; then answers reply_to. Filed under the
+ * command, not the instance, so an instance's actions list shows only what ran on it.
+ */
+export async function rejectCommand(
+  deps: ComputeDeps,
+  command: RejectableCommand,
+  error: StratusError,
+): Promise<Outcome> {
+  const now = deps.clock();
+  const subject: ActionSubject = { kind: 'command', id: command.command_id };
+  const { outcome, notifications } = rejectionOf(deps, command, error, now);
   const action: ActionRecord = {
-    ...newAction(
-      {
-        ...command,
-        version: 1,
-        args: {},
-        context: { user_id: '', project_id: '', roles: [], ...command.context },
-      } as Command,
-      subject,
-      now,
-    ),
+    subject,
+    command_id: command.command_id,
+    operation: command.operation,
+    instance_id: command.instance_id || null,
+    request_id: command.context.request_id,
     user_id: command.context.user_id ?? null,
     project_id: command.context.project_id ?? null,
+    status: 'rejected',
+    error_code: error.code,
+    outcome,
+    start_time: now.toISOString(),
+    finish_time: now.toISOString(),
+    events: [],
+    reply_to: command.reply_to ?? null,
+    reply_sent: false,
+    progress: {},
   };
-  const started = await deps.store.startAction(action);
-  if (started.action.status === 'running') {
-    const notifications = deps.config.notify_api_faults
-      ? [
-          apiFaultNotification({
-            host: deps.config.host,
-            commandId: command.command_id,
-            requestId: command.context.request_id,
-            operation: command.operation,
-            instanceId: command.instance_id || null,
-            exception: info.exception,
-            status: info.code,
-            now,
-          }),
-        ]
-      : [];
-    await deps.store.recordOnAction(subject, command.command_id, {
-      notifications,
-      finish: { ...outcome, error_code: error.code },
-    });
-  }
+  await deps.store.startAction(action, notifications);
   deps.logger.warn('command rejected', {
     command_id: command.command_id,
     operation: command.operation,
@@ -162,4 +194,30 @@ export async function rejectCommand(
   });
   const delivered = await deliverCommitted(deps, subject, command.command_id);
   return delivered?.outcome ?? outcome;
+}
+
+/**
+ * Answers a command that cannot have a record of its own (its id is another command's): the
+ * outcome goes to reply_to and, when enabled, an api.fault is published; nothing is stored.
+ */
+async function answerUnrecorded(
+  deps: ComputeDeps,
+  command: Command,
+  error: StratusError,
+): Promise<Outcome> {
+  const { outcome, notifications } = rejectionOf(deps, command, error, deps.clock());
+  // The api.fault's usual id is the taken command's: derive this one from what differs.
+  const discriminator = `reused:${command.operation}:${command.instance_id}:${command.context.project_id}`;
+  const faults = notifications.map((n) => ({
+    ...n,
+    message_id: eventMessageId(command.command_id, 'api.fault', discriminator),
+  }));
+  if (faults.length > 0) await deps.publisher.publish(faults);
+  if (command.reply_to) await deps.replies.send(command.reply_to, outcome);
+  deps.logger.warn('command rejected', {
+    command_id: command.command_id,
+    operation: command.operation,
+    error_code: error.code,
+  });
+  return outcome;
 }

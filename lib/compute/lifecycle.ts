@@ -14,7 +14,12 @@ import {
   finishSpawn,
 } from './operations/build-and-run-instance.ts';
 import { finishDelete } from './operations/terminate-instance.ts';
-import { CommandRuntime, type ComputeDeps, deliverCommitted } from './runtime.ts';
+import {
+  CommandRuntime,
+  type ComputeDeps,
+  deliverAllPending,
+  deliverCommitted,
+} from './runtime.ts';
 import { POWER_STATE_FOR_TRANSITION } from './states.ts';
 
 export type LifecycleResult = 'completed' | 'ignored';
@@ -50,11 +55,13 @@ export async function handleLifecycleEvent(
   event: LifecycleEvent,
 ): Promise<LifecycleResult> {
   const instance = await deps.store.getInstance(event.instanceId);
-  if (!instance?.task_owner) return 'ignored';
-  const action = await deps.store.getAction(
-    { kind: 'instance', id: instance.instance_id },
-    instance.task_owner,
-  );
+  if (!instance) return 'ignored';
+  const action = instance.task_owner
+    ? await deps.store.getAction(
+        { kind: 'instance', id: instance.instance_id },
+        instance.task_owner,
+      )
+    : null;
   const since = action?.progress[PROGRESS_PENDING_SINCE];
   if (
     !action ||
@@ -67,6 +74,9 @@ export async function handleLifecycleEvent(
       instance_id: event.instanceId,
       transition: event.transition,
     });
+    // A redelivered event whose first delivery completed the task but died before publishing:
+    // deliver what that completion committed.
+    await deliverAllPending(deps, { kind: 'instance', id: event.instanceId });
     return 'ignored';
   }
   if (!isOperation(action.operation)) return 'ignored';

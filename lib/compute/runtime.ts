@@ -21,7 +21,6 @@ import {
   type InstanceFault,
   type Outcome,
   type StateStore,
-  outboxInOrder,
 } from '../store/state-store.ts';
 import type { ComputeDriver } from '../virt/driver.ts';
 import type { FlavorCatalog } from './flavors.ts';
@@ -70,7 +69,6 @@ export function newAction(command: Command, subject: ActionSubject, now: Date): 
     events: [],
     reply_to: command.reply_to ?? null,
     reply_sent: false,
-    outbox: {},
     progress: {},
   };
 }
@@ -174,27 +172,45 @@ export class CommandRuntime {
 
 /**
  * Publishes what an action committed and, once it is final, answers reply_to. Safe to repeat:
- * message ids are deterministic and the reply is marked sent only after it was sent.
+ * message ids are deterministic, entries leave the outbox only after they were published, and
+ * the reply is marked sent only after it was sent.
  */
 export async function deliverCommitted(
   deps: ComputeDeps,
   subject: ActionSubject,
   commandId: string,
 ): Promise<ActionRecord | null> {
+  await publishPending(deps, subject, commandId);
   const action = await deps.store.getAction(subject, commandId);
-  if (!action) return null;
-  const pending = outboxInOrder(action);
-  if (pending.length > 0) {
-    await deps.publisher.publish(pending);
-    await deps.store.clearOutbox(
-      subject,
-      commandId,
-      pending.map((n) => n.message_id),
-    );
-  }
-  if (action.outcome && action.reply_to && !action.reply_sent) {
+  if (action?.outcome && action.reply_to && !action.reply_sent) {
     await deps.replies.send(action.reply_to, action.outcome);
     await deps.store.markReplySent(subject, commandId);
   }
   return action;
+}
+
+async function publishPending(
+  deps: ComputeDeps,
+  subject: ActionSubject,
+  commandId?: string,
+): Promise<void> {
+  const pending = await deps.store.pendingNotifications(subject, commandId);
+  if (pending.length === 0) return;
+  await deps.publisher.publish(pending.map((e) => e.notification));
+  await deps.store.clearOutbox(subject, pending);
+}
+
+/**
+ * Delivers whatever any command left undelivered under a subject (outbox entries, replies of
+ * finished actions): the catch-up path when the process that committed them died.
+ */
+export async function deliverAllPending(deps: ComputeDeps, subject: ActionSubject): Promise<void> {
+  const pending = await deps.store.pendingNotifications(subject);
+  const commands = new Set(pending.map((e) => e.commandId));
+  if (subject.kind === 'instance') {
+    for (const a of await deps.store.listActions(subject.id)) {
+      if (a.outcome && a.reply_to && !a.reply_sent) commands.add(a.command_id);
+    }
+  }
+  for (const commandId of commands) await deliverCommitted(deps, subject, commandId);
 }

@@ -1,21 +1,22 @@
 // StateStore on DynamoDB (single table, TABLES.state in lib/topology.ts).
 //
 // Items:   instance   pk inst#<id>       sk instance
-//          action     pk <subject key>   sk action#<command_id>   (+ command_id for the by-command index)
+//          action     pk <subject key>   sk action#<command_id>            (+ command_id: by-command index)
+//          outbox     pk <subject key>   sk outbox#<command_id>#<seq>      (one per notification)
 //          fault      pk inst#<id>       sk fault#<created_at>#<command_id>
 
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { assertExpectation, changedFields } from '../compute/expectations.ts';
 import type { Instance } from '../compute/instance.ts';
-import { ErrorCode, StratusError, InstanceNotFoundError } from '../errors.ts';
+import { ErrorCode, InstanceNotFoundError, StratusError } from '../errors.ts';
 import type { Notification } from '../notifications/notification.ts';
 import { TABLES } from '../topology.ts';
 import { nextOutboxSeq } from './outbox-seq.ts';
@@ -25,19 +26,33 @@ import {
   type ActionSubject,
   type InstanceFault,
   type InstanceWrite,
+  type OutboxEntry,
   type StateStore,
   type WriteResult,
+  applyActionUpdate,
   applyChanges,
   subjectKey,
 } from './state-store.ts';
 
 const INSTANCE_SK = 'instance';
 const MAX_WRITE_ATTEMPTS = 8;
+/** Cancellation reasons that mean "someone else wrote first": re-read and decide again. */
+const RETRYABLE_REASONS = new Set([
+  'ConditionalCheckFailed',
+  'TransactionConflict',
+  'ThrottlingError',
+]);
 
 const instanceKey = (id: string) => ({ pk: `inst#${id}`, sk: INSTANCE_SK });
 const actionKey = (subject: ActionSubject, commandId: string) => ({
   pk: subjectKey(subject),
   sk: `action#${commandId}`,
+});
+const outboxPrefix = (commandId?: string) => (commandId ? `outbox#${commandId}#` : 'outbox#');
+const outboxKey = (subject: ActionSubject, commandId: string, seq: number) => ({
+  pk: subjectKey(subject),
+  // Fixed width so the sort key orders entries as their sequence numbers do.
+  sk: `${outboxPrefix(commandId)}${String(seq).padStart(20, '0')}`,
 });
 
 function stripKeys<T>(item: Record<string, unknown>): T {
@@ -49,26 +64,35 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Full-jitter backoff for lost races and transaction conflicts. */
 const backoff = (attempt: number) => sleep(Math.random() * Math.min(200, 10 * 2 ** attempt));
 
-/** Builds `SET outbox.#m0 = :m0, …` parts for notifications committed with a write. */
-function outboxUpdate(
+/** Outbox items for a commit. `outbox_command` (not `command_id`) keeps them out of the index. */
+function outboxPuts(
+  tableName: string,
+  subject: ActionSubject,
+  commandId: string,
   notifications: Notification[],
-  names: Record<string, string>,
-  values: Record<string, unknown>,
-): string[] {
-  return notifications.map((n, i) => {
-    names[`#m${i}`] = n.message_id;
-    values[`:m${i}`] = { seq: nextOutboxSeq(), notification: n };
-    return `outbox.#m${i} = :m${i}`;
+) {
+  return notifications.map((notification) => {
+    const seq = nextOutboxSeq();
+    return {
+      Put: {
+        TableName: tableName,
+        Item: {
+          ...outboxKey(subject, commandId, seq),
+          outbox_command: commandId,
+          seq,
+          notification,
+        },
+      },
+    };
   });
 }
 
-/** The action half of a commit: outbox entries, an event, progress and/or the final outcome. */
+/** The action half of a commit: an event, progress and/or the final outcome. */
 function actionUpdate(
   tableName: string,
   subject: ActionSubject,
   commandId: string,
   update: {
-    notifications?: Notification[];
     event?: ActionEvent;
     progress?: ActionRecord['progress'];
     finish?: InstanceWrite['finish'];
@@ -77,7 +101,7 @@ function actionUpdate(
 ) {
   const names: Record<string, string> = { '#status': 'status' };
   const values: Record<string, unknown> = { ':running': 'running' };
-  const sets = outboxUpdate(update.notifications ?? [], names, values);
+  const sets: string[] = [];
   if (update.event) {
     values[':ev'] = [update.event];
     values[':none'] = [];
@@ -101,7 +125,7 @@ function actionUpdate(
       'finish_time = :finish',
     );
   }
-  // An empty update still checks the action is running (and returns it).
+  // An empty update still checks that the action is running.
   if (sets.length === 0) sets.push('#status = #status');
   return {
     TableName: tableName,
@@ -112,6 +136,14 @@ function actionUpdate(
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
   };
+}
+
+function notRunning(commandId: string, cause: unknown): StratusError {
+  return new StratusError(
+    ErrorCode.InstanceUpdateConflict,
+    `Action ${commandId} is no longer running`,
+    { cause },
+  );
 }
 
 export class DynamoDbStateStore implements StateStore {
@@ -131,9 +163,6 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async createInstance(instance: Instance, action: ActionRecord, notifications: Notification[]) {
-    const outbox = Object.fromEntries(
-      notifications.map((n) => [n.message_id, { seq: nextOutboxSeq(), notification: n }]),
-    );
     try {
       await this.doc.send(
         new TransactWriteCommand({
@@ -148,10 +177,11 @@ export class DynamoDbStateStore implements StateStore {
             {
               Put: {
                 TableName: this.table,
-                Item: { ...this.actionItem({ ...action, outbox }) },
+                Item: this.actionItem(action),
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
+            ...outboxPuts(this.table, action.subject, action.command_id, notifications),
           ],
         }),
       );
@@ -169,6 +199,7 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async updateInstance(write: InstanceWrite): Promise<WriteResult> {
+    const { subject, commandId } = write.action;
     for (let attempt = 0; ; attempt++) {
       const current = await this.getInstance(write.instanceId);
       if (!current) throw new InstanceNotFoundError(write.instanceId);
@@ -178,57 +209,67 @@ export class DynamoDbStateStore implements StateStore {
       const written = changedFields(current, next).length > 0;
       const notifications =
         written && write.notifications ? write.notifications(current, next) : [];
-      const actionPart =
-        notifications.length > 0 || write.event || write.finish || write.progress || write.fault
-          ? actionUpdate(
-              this.table,
-              write.action.subject,
-              write.action.commandId,
-              { ...write, notifications },
-              write.now,
-            )
-          : undefined;
-      if (!written && !actionPart) return { old: current, new: current, written: false };
+      const touchesAction = Boolean(
+        write.startAction ||
+        notifications.length > 0 ||
+        write.event ||
+        write.finish ||
+        write.progress ||
+        write.fault,
+      );
+      if (!written && !touchesAction) return { old: current, new: current, written: false };
+      const items = [
+        ...(written
+          ? [
+              {
+                Put: {
+                  TableName: this.table,
+                  Item: { ...instanceKey(next.instance_id), ...next },
+                  // The version names the exact state this write expects.
+                  ConditionExpression: 'version = :v',
+                  ExpressionAttributeValues: { ':v': current.version },
+                },
+              },
+            ]
+          : []),
+        write.startAction
+          ? {
+              Put: {
+                TableName: this.table,
+                Item: this.actionItem(applyActionUpdate(write.startAction, write, write.now)),
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            }
+          : { Update: actionUpdate(this.table, subject, commandId, write, write.now) },
+        ...outboxPuts(this.table, subject, commandId, notifications),
+        ...(write.fault
+          ? [{ Put: { TableName: this.table, Item: this.faultItem(write.fault) } }]
+          : []),
+      ];
       try {
-        await this.doc.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              ...(written
-                ? [
-                    {
-                      Put: {
-                        TableName: this.table,
-                        Item: { ...instanceKey(next.instance_id), ...next },
-                        // The version names the exact state this write expects.
-                        ConditionExpression: 'version = :v',
-                        ExpressionAttributeValues: { ':v': current.version },
-                      },
-                    },
-                  ]
-                : []),
-              ...(actionPart ? [{ Update: actionPart }] : []),
-              ...(write.fault
-                ? [{ Put: { TableName: this.table, Item: this.faultItem(write.fault) } }]
-                : []),
-            ],
-          }),
-        );
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
         return written
           ? { old: current, new: next, written }
           : { old: current, new: current, written };
       } catch (e) {
-        if (!(e instanceof TransactionCanceledException) || attempt + 1 >= MAX_WRITE_ATTEMPTS)
-          throw e;
-        const reasons = e.CancellationReasons ?? [];
-        const actionIndex = written ? 1 : 0;
-        if (actionPart && reasons[actionIndex]?.Code === 'ConditionalCheckFailed') {
-          throw new StratusError(
-            ErrorCode.InstanceUpdateConflict,
-            `Action ${write.action.commandId} is no longer running`,
-            { cause: e },
-          );
+        if (!(e instanceof TransactionCanceledException)) throw e;
+        const reasons = (e.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
+        const actionReason = reasons[written ? 1 : 0];
+        if (actionReason === 'ConditionalCheckFailed') {
+          if (write.startAction) {
+            throw new StratusError(
+              ErrorCode.InstanceUpdateConflict,
+              `Action ${commandId} already exists`,
+              { cause: e },
+            );
+          }
+          throw notRunning(commandId, e);
         }
-        // The instance changed under us (or a transaction conflict): re-read and re-check.
+        // Anything but a lost race (e.g. a ValidationError) will fail the same way again.
+        const retryable =
+          reasons.some((r) => RETRYABLE_REASONS.has(r)) &&
+          reasons.every((r) => r === 'None' || RETRYABLE_REASONS.has(r));
+        if (!retryable || attempt + 1 >= MAX_WRITE_ATTEMPTS) throw e;
         await backoff(attempt);
       }
     }
@@ -245,18 +286,30 @@ export class DynamoDbStateStore implements StateStore {
     return out.Item ? this.fromActionItem(out.Item) : null;
   }
 
-  async startAction(action: ActionRecord): Promise<{ created: boolean; action: ActionRecord }> {
+  async startAction(action: ActionRecord, notifications: Notification[] = []) {
     try {
       await this.doc.send(
-        new PutCommand({
-          TableName: this.table,
-          Item: this.actionItem(action),
-          ConditionExpression: 'attribute_not_exists(pk)',
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                Item: this.actionItem(action),
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            ...outboxPuts(this.table, action.subject, action.command_id, notifications),
+          ],
         }),
       );
       return { created: true, action };
     } catch (e) {
-      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
+      if (
+        !(e instanceof TransactionCanceledException) ||
+        e.CancellationReasons?.[0]?.Code !== 'ConditionalCheckFailed'
+      ) {
+        throw e;
+      }
       const existing = await this.getAction(action.subject, action.command_id);
       if (!existing) throw e;
       return { created: false, action: existing };
@@ -268,40 +321,63 @@ export class DynamoDbStateStore implements StateStore {
     commandId: string,
     update: Parameters<StateStore['recordOnAction']>[2],
   ): Promise<ActionRecord> {
+    const notifications = update.notifications ?? [];
     try {
-      const out = await this.doc.send(
-        new UpdateCommand({
-          ...actionUpdate(this.table, subject, commandId, update, new Date()),
-          ReturnValues: 'ALL_NEW',
+      if (notifications.length === 0) {
+        const out = await this.doc.send(
+          new UpdateCommand({
+            ...actionUpdate(this.table, subject, commandId, update, new Date()),
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return this.fromActionItem(out.Attributes ?? {});
+      }
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Update: actionUpdate(this.table, subject, commandId, update, new Date()) },
+            ...outboxPuts(this.table, subject, commandId, notifications),
+          ],
         }),
       );
-      return this.fromActionItem(out.Attributes ?? {});
     } catch (e) {
-      if ((e as Error).name !== 'ConditionalCheckFailedException') throw e;
-      throw new StratusError(
-        ErrorCode.InstanceUpdateConflict,
-        `Action ${commandId} is no longer running`,
-        { cause: e },
-      );
+      const name = (e as Error).name;
+      if (name === 'ConditionalCheckFailedException') throw notRunning(commandId, e);
+      if (
+        e instanceof TransactionCanceledException &&
+        e.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
+      ) {
+        throw notRunning(commandId, e);
+      }
+      throw e;
     }
+    const action = await this.getAction(subject, commandId);
+    if (!action) throw notRunning(commandId, undefined);
+    return action;
   }
 
-  async clearOutbox(
-    subject: ActionSubject,
-    commandId: string,
-    messageIds: string[],
-  ): Promise<void> {
-    if (messageIds.length === 0) return;
-    const names = Object.fromEntries(messageIds.map((id, i) => [`#m${i}`, id]));
-    await this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: actionKey(subject, commandId),
-        UpdateExpression: `REMOVE ${messageIds.map((_, i) => `outbox.#m${i}`).join(', ')}`,
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeNames: names,
-      }),
-    );
+  async pendingNotifications(subject: ActionSubject, commandId?: string): Promise<OutboxEntry[]> {
+    const items = await this.queryPrefix(subjectKey(subject), outboxPrefix(commandId));
+    return items.map((i) => ({
+      commandId: i.outbox_command as string,
+      seq: i.seq as number,
+      notification: i.notification as Notification,
+    }));
+  }
+
+  async clearOutbox(subject: ActionSubject, entries: readonly OutboxEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += 25) {
+      let requests = entries
+        .slice(i, i + 25)
+        .map((e) => ({ DeleteRequest: { Key: outboxKey(subject, e.commandId, e.seq) } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        const out = await this.doc.send(
+          new BatchWriteCommand({ RequestItems: { [this.table]: requests } }),
+        );
+        requests = (out.UnprocessedItems?.[this.table] ?? []) as typeof requests;
+        if (requests.length > 0) await backoff(attempt);
+      }
+    }
   }
 
   async markReplySent(subject: ActionSubject, commandId: string): Promise<void> {

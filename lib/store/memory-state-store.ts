@@ -1,6 +1,6 @@
 // The in-memory twin of DynamoDbStateStore: same semantics (expectations, versions, atomic
-// commits, running-only actions), no I/O. Domain tests use it; the contract suite in
-// test/integration/state-store.test.ts runs both against the same scenarios.
+// commits, running-only actions, ordered outbox), no I/O. Domain tests use it; the contract
+// suite in test/integration/state-store.test.ts runs both against the same scenarios.
 
 import { assertExpectation, changedFields } from '../compute/expectations.ts';
 import type { Instance } from '../compute/instance.ts';
@@ -12,8 +12,10 @@ import {
   type ActionSubject,
   type InstanceFault,
   type InstanceWrite,
+  type OutboxEntry,
   type StateStore,
   type WriteResult,
+  applyActionUpdate,
   applyChanges,
   subjectKey,
 } from './state-store.ts';
@@ -23,10 +25,18 @@ const clone = <T>(v: T): T => structuredClone(v);
 export class InMemoryStateStore implements StateStore {
   private readonly instances = new Map<string, Instance>();
   private readonly actions = new Map<string, ActionRecord>();
+  private readonly outbox = new Map<string, OutboxEntry[]>();
   private readonly faults: InstanceFault[] = [];
 
   private key(subject: ActionSubject, commandId: string): string {
     return `${subjectKey(subject)}|${commandId}`;
+  }
+
+  private enqueue(subject: ActionSubject, commandId: string, notifications: Notification[]): void {
+    const list = this.outbox.get(subjectKey(subject)) ?? [];
+    for (const n of notifications)
+      list.push({ commandId, seq: nextOutboxSeq(), notification: clone(n) });
+    this.outbox.set(subjectKey(subject), list);
   }
 
   async getInstance(instanceId: string): Promise<Instance | null> {
@@ -45,14 +55,13 @@ export class InMemoryStateStore implements StateStore {
       );
     }
     this.instances.set(instance.instance_id, clone(instance));
-    const outbox = Object.fromEntries(
-      notifications.map((n) => [n.message_id, { seq: nextOutboxSeq(), notification: n }]),
-    );
-    this.actions.set(key, clone({ ...action, outbox }));
+    this.actions.set(key, clone(action));
+    this.enqueue(action.subject, action.command_id, notifications);
     return { created: true as const };
   }
 
   async updateInstance(write: InstanceWrite): Promise<WriteResult> {
+    const { subject, commandId } = write.action;
     const current = this.instances.get(write.instanceId);
     if (!current) throw new InstanceNotFoundError(write.instanceId);
     assertExpectation(current, write.expect);
@@ -62,18 +71,29 @@ export class InMemoryStateStore implements StateStore {
     const written = changedFields(current, next).length > 0;
     const notifications =
       written && write.notifications ? write.notifications(clone(current), clone(next)) : [];
-    const touchesAction =
-      notifications.length > 0 || write.event || write.finish || write.progress || write.fault;
-    if (touchesAction) this.runningAction(write.action.subject, write.action.commandId);
-    if (written) this.instances.set(next.instance_id, clone(next));
-    if (touchesAction) {
-      this.applyToAction(
-        write.action.subject,
-        write.action.commandId,
-        { ...write, notifications },
-        write.now,
+    const touchesAction = Boolean(
+      write.startAction ||
+      notifications.length > 0 ||
+      write.event ||
+      write.finish ||
+      write.progress ||
+      write.fault,
+    );
+    if (!written && !touchesAction)
+      return { old: clone(current), new: clone(current), written: false };
+    // Check every condition before changing anything: the commit is all or nothing.
+    const key = this.key(subject, commandId);
+    if (write.startAction && this.actions.has(key)) {
+      throw new StratusError(
+        ErrorCode.InstanceUpdateConflict,
+        `Action ${commandId} already exists`,
       );
     }
+    if (!write.startAction) this.runningAction(subject, commandId);
+    if (written) this.instances.set(next.instance_id, clone(next));
+    const base = write.startAction ?? (this.actions.get(key) as ActionRecord);
+    this.actions.set(key, clone(applyActionUpdate(base, write, write.now)));
+    this.enqueue(subject, commandId, notifications);
     if (write.fault) this.faults.push(clone(write.fault));
     return written
       ? { old: clone(current), new: clone(next), written }
@@ -85,11 +105,12 @@ export class InMemoryStateStore implements StateStore {
     return a ? clone(a) : null;
   }
 
-  async startAction(action: ActionRecord) {
+  async startAction(action: ActionRecord, notifications: Notification[] = []) {
     const key = this.key(action.subject, action.command_id);
     const existing = this.actions.get(key);
     if (existing) return { created: false, action: clone(existing) };
     this.actions.set(key, clone(action));
+    this.enqueue(action.subject, action.command_id, notifications);
     return { created: true, action: clone(action) };
   }
 
@@ -98,18 +119,27 @@ export class InMemoryStateStore implements StateStore {
     commandId: string,
     update: Parameters<StateStore['recordOnAction']>[2],
   ) {
-    this.runningAction(subject, commandId);
-    return clone(this.applyToAction(subject, commandId, update, new Date()));
+    const a = this.runningAction(subject, commandId);
+    const next = applyActionUpdate(a, update, new Date());
+    this.actions.set(this.key(subject, commandId), next);
+    this.enqueue(subject, commandId, update.notifications ?? []);
+    return clone(next);
   }
 
-  async clearOutbox(
-    subject: ActionSubject,
-    commandId: string,
-    messageIds: string[],
-  ): Promise<void> {
-    const a = this.actions.get(this.key(subject, commandId));
-    if (!a) return;
-    for (const id of messageIds) delete a.outbox[id];
+  async pendingNotifications(subject: ActionSubject, commandId?: string): Promise<OutboxEntry[]> {
+    return (this.outbox.get(subjectKey(subject)) ?? [])
+      .filter((e) => commandId === undefined || e.commandId === commandId)
+      .sort((a, b) => a.commandId.localeCompare(b.commandId) || a.seq - b.seq)
+      .map(clone);
+  }
+
+  async clearOutbox(subject: ActionSubject, entries: readonly OutboxEntry[]): Promise<void> {
+    const gone = new Set(entries.map((e) => `${e.commandId}|${e.seq}`));
+    const list = this.outbox.get(subjectKey(subject)) ?? [];
+    this.outbox.set(
+      subjectKey(subject),
+      list.filter((e) => !gone.has(`${e.commandId}|${e.seq}`)),
+    );
   }
 
   async markReplySent(subject: ActionSubject, commandId: string): Promise<void> {
@@ -140,27 +170,6 @@ export class InMemoryStateStore implements StateStore {
         ErrorCode.InstanceUpdateConflict,
         `Action ${commandId} is no longer running`,
       );
-    }
-    return a;
-  }
-
-  private applyToAction(
-    subject: ActionSubject,
-    commandId: string,
-    update: Parameters<StateStore['recordOnAction']>[2],
-    now: Date,
-  ): ActionRecord {
-    const a = this.runningAction(subject, commandId);
-    for (const n of update.notifications ?? [])
-      a.outbox[n.message_id] = { seq: nextOutboxSeq(), notification: clone(n) };
-    if (update.event) a.events.push(clone(update.event));
-    Object.assign(a.progress, update.progress ?? {});
-    if (update.finish) {
-      const { error_code, ...outcome } = update.finish;
-      a.status = outcome.status;
-      a.outcome = clone(outcome);
-      a.error_code = error_code ?? null;
-      a.finish_time = now.toISOString();
     }
     return a;
   }

@@ -35,7 +35,12 @@ export interface ActionEvent {
   details?: string;
 }
 
+/**
+ * A notification committed with a state change and not yet confirmed published. Each is its own
+ * item (next to its action), so a command's notifications never grow one item past its limit.
+ */
 export interface OutboxEntry {
+  commandId: string;
   seq: number;
   notification: Notification;
 }
@@ -66,8 +71,6 @@ export interface ActionRecord {
   events: ActionEvent[];
   reply_to: string | null;
   reply_sent: boolean;
-  /** Notifications committed with a state change and not yet confirmed published. */
-  outbox: Record<string, OutboxEntry>;
   /** Per-command data that must survive a crash (e.g. a pending driver task's deadline). */
   progress: Record<string, string | number | boolean | null>;
 }
@@ -87,6 +90,8 @@ export interface InstanceWrite {
   instanceId: string;
   /** The action that performs this write (its outbox receives the notifications). */
   action: { subject: ActionSubject; commandId: string };
+  /** Creates that action in the same commit (a command's first write starts its action). */
+  startAction?: ActionRecord;
   expect: Expectation;
   /** Absolute new values, or a function of the current record (evaluated on every retry). */
   changes: InstanceChanges | ((current: Instance) => InstanceChanges);
@@ -118,8 +123,14 @@ export interface StateStore {
   updateInstance(write: InstanceWrite): Promise<WriteResult>;
 
   getAction(subject: ActionSubject, commandId: string): Promise<ActionRecord | null>;
-  /** Creates the action unless it exists; returns the stored one either way. */
-  startAction(action: ActionRecord): Promise<{ created: boolean; action: ActionRecord }>;
+  /**
+   * Creates the action unless it exists (with its first notifications); returns the stored one
+   * either way. An action created final (a rejection) is complete in this one write.
+   */
+  startAction(
+    action: ActionRecord,
+    notifications?: Notification[],
+  ): Promise<{ created: boolean; action: ActionRecord }>;
   /** Adds notifications / an event / progress to a running action without an instance write. */
   recordOnAction(
     subject: ActionSubject,
@@ -131,8 +142,10 @@ export interface StateStore {
       finish?: Outcome & { error_code?: string | null };
     },
   ): Promise<ActionRecord>;
+  /** Committed, unpublished notifications under a subject (of one command, or all), in order. */
+  pendingNotifications(subject: ActionSubject, commandId?: string): Promise<OutboxEntry[]>;
   /** Removes published entries from the outbox. */
-  clearOutbox(subject: ActionSubject, commandId: string, messageIds: string[]): Promise<void>;
+  clearOutbox(subject: ActionSubject, entries: readonly OutboxEntry[]): Promise<void>;
   markReplySent(subject: ActionSubject, commandId: string): Promise<void>;
 
   listActions(instanceId: string): Promise<ActionRecord[]>;
@@ -151,9 +164,27 @@ export function applyChanges(current: Instance, changes: InstanceChanges, now: D
   return { ...current, ...changes, updated_at: now.toISOString(), version: current.version + 1 };
 }
 
-/** Outbox entries in the order they were committed. */
-export function outboxInOrder(action: ActionRecord): Notification[] {
-  return Object.values(action.outbox)
-    .sort((a, b) => a.seq - b.seq)
-    .map((e) => e.notification);
+/** An action after an update (event, progress, final outcome): the twin and inline starts use it. */
+export function applyActionUpdate(
+  action: ActionRecord,
+  update: {
+    event?: ActionEvent;
+    progress?: ActionRecord['progress'];
+    finish?: InstanceWrite['finish'];
+  },
+  now: Date,
+): ActionRecord {
+  const next: ActionRecord = {
+    ...action,
+    events: update.event ? [...action.events, update.event] : action.events,
+    progress: { ...action.progress, ...update.progress },
+  };
+  if (update.finish) {
+    const { error_code, ...outcome } = update.finish;
+    next.status = outcome.status;
+    next.outcome = outcome;
+    next.error_code = error_code ?? null;
+    next.finish_time = now.toISOString();
+  }
+  return next;
 }

@@ -172,6 +172,69 @@ describeWithMoto('command pipeline', () => {
     ).toHaveLength(0);
   });
 
+  it('refuses a command_id already used by another command, leaving that command alone', async () => {
+    const build = buildCommand();
+    await stack.send('build_and_run_instance', build);
+    await stack.drain('build_and_run_instance');
+    const instanceId = instanceIdForCommand(build.command_id);
+    const replyTo = await stack.createReplyQueue();
+    // Another project reuses the build's id to delete its instance.
+    const hijack = {
+      ...build,
+      operation: 'terminate_instance',
+      instance_id: instanceId,
+      args: {},
+      context: { user_id: 'mallory', project_id: 'other' },
+      reply_to: replyTo,
+    };
+    await stack.send('terminate_instance', hijack);
+    await stack.drain('terminate_instance');
+    const [reply] = await stack.receiveAll(replyTo);
+    expect(JSON.parse(reply!.Body!)).toMatchObject({ status: 'rejected', error: { code: 400 } });
+    expect(await stack.store.getInstance(instanceId)).toMatchObject({
+      vm_state: VmState.ACTIVE,
+      task_state: null,
+    });
+    expect(await stack.store.findActionByCommand(build.command_id)).toMatchObject({
+      operation: 'build_and_run_instance',
+      status: 'succeeded',
+    });
+  });
+
+  it('builds an instance whose metadata is as large as the contract allows', async () => {
+    const metadata = Object.fromEntries(
+      Array.from({ length: 128 }, (_, i) => [
+        `${String(i).padStart(3, '0')}${'k'.repeat(252)}`,
+        'v'.repeat(255),
+      ]),
+    );
+    const command = buildCommand({ args: { flavor: 'm1.tiny', image_ref: 'img', metadata } });
+    await stack.send('build_and_run_instance', command);
+    await stack.drain('build_and_run_instance');
+    expect(await stack.store.findActionByCommand(command.command_id)).toMatchObject({
+      status: 'succeeded',
+    });
+    const ends = (await stack.receiveEvents()).filter(
+      (e) =>
+        e['detail-type'] === 'compute.instance.create.end' &&
+        e.detail.command_id === command.command_id,
+    );
+    expect(Object.keys(ends[0]!.detail.payload.metadata as object)).toHaveLength(128);
+  });
+
+  it('accepts only SQS queue URLs as reply_to', async () => {
+    const command = buildCommand({ reply_to: 'https://attacker.example.com/000000000000/q' });
+    await stack.send('build_and_run_instance', command);
+    await stack.drain('build_and_run_instance');
+    const action = await stack.store.findActionByCommand(command.command_id);
+    expect(action).toMatchObject({
+      status: 'rejected',
+      error_code: 'InvalidCommand',
+      reply_to: null,
+    });
+    expect(action?.outcome?.error?.message).toContain('reply_to');
+  });
+
   it('keeps admin_password, user_data and injected file contents out of logs, events and stored items', async () => {
     const command = buildCommand({
       args: {

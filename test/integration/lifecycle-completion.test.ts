@@ -4,7 +4,7 @@
 // change nothing.
 
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { instanceIdForCommand } from '../../lib/commands/parse.ts';
 import { lifecycleEnvelope } from '../../lib/compute/lifecycle-transport.ts';
 import { PowerState, TaskState, VmState } from '../../lib/compute/states.ts';
@@ -51,7 +51,8 @@ describe('completion from lifecycle events (fake driver, asynchronous mode)', ()
       power_state: PowerState.RUNNING,
     });
     const done = await stack.store.findActionByCommand(command.command_id);
-    expect(done).toMatchObject({ status: 'succeeded', outbox: {}, reply_sent: true });
+    expect(done).toMatchObject({ status: 'succeeded', reply_sent: true });
+    expect(await stack.store.pendingNotifications(done!.subject, command.command_id)).toEqual([]);
     const events = (await stack.receiveEvents()).filter((e) => e.resources.includes(instanceId));
     expect(events.map((e) => e['detail-type'])).toEqual([
       'compute.instance.create.start',
@@ -131,6 +132,71 @@ describe('completion from lifecycle events (fake driver, asynchronous mode)', ()
       task_state: TaskState.SPAWNING,
       version: before!.version,
     });
+  });
+
+  it('ends a pending build that a terminate pre-empts, and leaves no guest behind', async () => {
+    const replyTo = await stack.createReplyQueue();
+    const build = buildCommand({ reply_to: replyTo });
+    const instanceId = instanceIdForCommand(build.command_id);
+    await stack.send('build_and_run_instance', build);
+    await stack.drain('build_and_run_instance');
+    await stack.receiveAll(stack.topology.lifecycle.url); // the STARTED event never arrives
+    expect((await stack.store.getInstance(instanceId))?.task_state).toBe(TaskState.SPAWNING);
+
+    const terminate = {
+      ...buildCommand(),
+      operation: 'terminate_instance',
+      instance_id: instanceId,
+      args: {},
+    };
+    await stack.send('terminate_instance', terminate);
+    await stack.drain('terminate_instance');
+    await stack.drain('lifecycle');
+
+    expect(await stack.store.getInstance(instanceId)).toMatchObject({
+      vm_state: VmState.DELETED,
+      task_state: null,
+    });
+    const buildAction = await stack.store.findActionByCommand(build.command_id);
+    expect(buildAction).toMatchObject({
+      status: 'failed',
+      error_code: 'UnexpectedDeletingTaskState',
+    });
+    const replies = await stack.receiveAll(replyTo);
+    expect(replies.map((r) => JSON.parse(r.Body!).status)).toEqual(['failed']);
+    const { DynamoDbFakeHypervisorStore } = await import('../../lib/virt/fake/dynamodb-store.ts');
+    const guests = new DynamoDbFakeHypervisorStore({
+      client: stack.doc,
+      tableName: stack.config.tables.fakeHypervisor,
+    });
+    const all = [
+      ...(await guests.listByNode('fake-node-1')),
+      ...(await guests.listByNode('fake-node-2')),
+    ];
+    expect(all.filter((g) => g.instanceId === instanceId)).toEqual([]);
+  });
+
+  it('publishes a completion’s events when the delivery after it failed once', async () => {
+    const command = buildCommand();
+    const instanceId = instanceIdForCommand(command.command_id);
+    await stack.send('build_and_run_instance', command);
+    await stack.drain('build_and_run_instance');
+    await stack.receiveEvents();
+    const { NotificationLog } = await import('../../lib/local/notification-log.ts');
+    const spy = vi
+      .spyOn(NotificationLog.prototype, 'publish')
+      .mockRejectedValueOnce(
+        Object.assign(new Error('bus unavailable'), { name: 'NotificationPublishError' }),
+      );
+    await stack.drain('lifecycle'); // completes the build, then the publish fails
+    spy.mockRestore();
+    expect((await stack.store.getInstance(instanceId))?.vm_state).toBe(VmState.ACTIVE);
+    await new Promise((r) => setTimeout(r, 2100)); // the visibility timeout
+    await stack.drain('lifecycle'); // the redelivered event: nothing to complete, but delivers
+    const types = (await stack.receiveEvents())
+      .filter((e) => e.resources.includes(instanceId))
+      .map((e) => e['detail-type']);
+    expect(types).toEqual(['compute.instance.create.end']);
   });
 
   it('completes a terminate from the driver’s event', async () => {

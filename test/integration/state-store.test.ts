@@ -14,7 +14,7 @@ import {
 import type { Notification } from '../../lib/notifications/notification.ts';
 import { DynamoDbStateStore } from '../../lib/store/dynamodb-state-store.ts';
 import { InMemoryStateStore } from '../../lib/store/memory-state-store.ts';
-import { type ActionRecord, type StateStore, outboxInOrder } from '../../lib/store/state-store.ts';
+import type { ActionRecord, StateStore } from '../../lib/store/state-store.ts';
 import { createStateTable } from '../../lib/store/tables.ts';
 import { buildInstance } from '../unit/notifications/fixtures.ts';
 import { awsTestClientConfig, emulatorEndpoints, uniquePrefix } from '../support/emulators.ts';
@@ -38,7 +38,6 @@ function action(instanceId: string, commandId: string): ActionRecord {
     events: [],
     reply_to: null,
     reply_sent: false,
-    outbox: {},
     progress: {},
   };
 }
@@ -220,7 +219,8 @@ function contract(name: string, makeStore: () => Promise<StateStore>) {
         now,
       });
       const a = (await store.getAction(ref(i).subject, ref(i).commandId))!;
-      expect(outboxInOrder(a).map((n) => n.message_id)).toEqual([
+      const pending = await store.pendingNotifications(ref(i).subject, ref(i).commandId);
+      expect(pending.map((e) => e.notification.message_id)).toEqual([
         `create-${counter}`,
         'building>error',
         'second',
@@ -231,18 +231,63 @@ function contract(name: string, makeStore: () => Promise<StateStore>) {
         events: [{ event: 'compute_x', result: 'Error' }],
       });
       expect(await store.listFaults(i.instance_id)).toMatchObject([{ code: 500, message: 'boom' }]);
-      await store.clearOutbox(ref(i).subject, ref(i).commandId, [
-        'second',
-        'building>error',
-        `create-${counter}`,
-      ]);
-      expect((await store.getAction(ref(i).subject, ref(i).commandId))!.outbox).toEqual({});
+      await store.clearOutbox(ref(i).subject, pending.slice(1));
+      expect(
+        (await store.pendingNotifications(ref(i).subject)).map((e) => e.notification.message_id),
+      ).toEqual([`create-${counter}`]);
       // A finished action accepts nothing more: its record is final.
       await expect(
         store.recordOnAction(ref(i).subject, ref(i).commandId, { progress: { x: 1 } }),
       ).rejects.toMatchObject({
         code: ErrorCode.InstanceUpdateConflict,
       });
+    });
+
+    it('keeps many large notifications of one command without outgrowing an item', async () => {
+      const i = await seed(store);
+      const big = (id: string) => ({ ...note(id), payload: { blob: 'x'.repeat(120_000) } });
+      for (let n = 0; n < 5; n++) {
+        await store.updateInstance({
+          instanceId: i.instance_id,
+          action: ref(i),
+          expect: {},
+          changes: { progress: n + 1 },
+          notifications: () => [big(`big-${n}`)],
+          now,
+        });
+      }
+      const pending = await store.pendingNotifications(ref(i).subject, ref(i).commandId);
+      expect(pending.map((e) => e.notification.message_id)).toEqual([
+        `create-${counter}`,
+        'big-0',
+        'big-1',
+        'big-2',
+        'big-3',
+        'big-4',
+      ]);
+    });
+
+    it('starts an action with the first state write, or neither', async () => {
+      const i = await seed(store);
+      const startAction = action(i.instance_id, `inline-${counter}`);
+      const write = {
+        instanceId: i.instance_id,
+        action: { subject: startAction.subject, commandId: startAction.command_id },
+        startAction,
+        expect: { taskState: [null] },
+        changes: { task_state: TaskState.DELETING },
+        notifications: () => [note(`inline-${counter}`)],
+        now,
+      };
+      await store.updateInstance(write);
+      expect(await store.getAction(startAction.subject, startAction.command_id)).toMatchObject({
+        status: 'running',
+      });
+      // The same start again: the task is taken, nothing is written, the action is unchanged.
+      await expect(store.updateInstance(write)).rejects.toBeInstanceOf(
+        UnexpectedDeletingTaskStateError,
+      );
+      expect((await store.getInstance(i.instance_id))?.version).toBe(2);
     });
 
     it('writes nothing for a save that changes nothing', async () => {

@@ -121,6 +121,10 @@ async function step(
  * lifecycle handler completes it and ignores events older than the wait.
  */
 export async function expectLifecycle(rt: CommandRuntime, transition: string): Promise<void> {
+  const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
+  // A redelivered command asks the driver again; the wait began with the first ask, and an
+  // event from between the two asks is still the one it waits for.
+  if (action?.progress[PROGRESS_PENDING_EXPECT] === transition) return;
   await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
     progress: {
       [PROGRESS_PENDING_EXPECT]: transition,
@@ -133,12 +137,31 @@ export async function expectLifecycle(rt: CommandRuntime, transition: string): P
  * A pending spawn's network info. Ports are driver facts, not task state: they are kept even
  * when the lifecycle event already finished the build, and never overwrite known ports.
  */
-async function keepPorts(rt: CommandRuntime, ports: Instance['ports']): Promise<void> {
+async function afterPendingSpawn(rt: CommandRuntime, ports: Instance['ports']): Promise<void> {
+  const [instance, action] = await Promise.all([
+    rt.deps.store.getInstance(rt.command.instance_id),
+    rt.deps.store.getAction(rt.subject, rt.command.command_id),
+  ]);
+  const ownsSpawn =
+    instance?.task_state === TaskState.SPAWNING && instance.task_owner === rt.command.command_id;
+  const finishedByItsEvent =
+    action?.status === 'succeeded' && instance?.vm_state === VmState.ACTIVE;
+  if (!ownsSpawn && !finishedByItsEvent) {
+    // A delete took the task while the driver was spawning: the guest must not outlive it.
+    return preempted(
+      rt,
+      new UnexpectedTaskStateError(
+        rt.command.instance_id,
+        [TaskState.SPAWNING],
+        instance?.task_state ?? null,
+      ),
+    );
+  }
   if (ports.length === 0) return;
   await rt.deps.store.updateInstance({
     instanceId: rt.command.instance_id,
     action: rt.actionRef,
-    expect: {},
+    expect: ownsSpawn ? { taskState: [TaskState.SPAWNING] } : { vmState: [VmState.ACTIVE] },
     changes: (current) => (current.ports.length === 0 ? { ports } : {}),
     now: rt.now(),
   });
@@ -186,14 +209,6 @@ export async function finishSpawn(
 export async function failBuild(rt: CommandRuntime, error: unknown): Promise<void> {
   const now = rt.now();
   const current = await rt.deps.store.getInstance(rt.command.instance_id);
-  if (current?.node) {
-    // Nova destroys what a failed spawn left behind; destroy of an unknown guest is a no-op.
-    await rt.deps.driver
-      .destroy(driverContext(rt), current)
-      .catch((e: unknown) =>
-        rt.deps.logger.warn('cleanup after failed build did not finish', { error: String(e) }),
-      );
-  }
   try {
     await rt.deps.store.updateInstance({
       instanceId: rt.command.instance_id,
@@ -224,7 +239,17 @@ export async function failBuild(rt: CommandRuntime, error: unknown): Promise<voi
     });
   } catch (e) {
     if (!isPreemption(e)) throw e;
-    await preempted(rt, e);
+    return preempted(rt, e);
+  }
+  // The failure is recorded; now clean up what the spawn may have left behind (Nova destroys it
+  // too). Cleanup comes second so a crash here cannot make a redelivery spawn again. A guest
+  // that survives a failed cleanup is destroyed when the ERROR instance is deleted.
+  if (current?.node) {
+    await rt.deps.driver.destroy(driverContext(rt), current).catch((e: unknown) =>
+      rt.deps.logger.warn('cleanup after failed build did not finish', {
+        error_name: (e as Error).name,
+      }),
+    );
   }
 }
 
@@ -245,12 +270,21 @@ function isPreemption(e: unknown): e is StratusError {
  */
 async function preempted(rt: CommandRuntime, error: StratusError): Promise<void> {
   const current = await rt.deps.store.getInstance(rt.command.instance_id);
-  if (current) {
-    await rt.deps.driver.destroy(driverContext(rt), current);
+  const beingDeleted =
+    current !== null &&
+    (current.task_state === TaskState.DELETING ||
+      current.deleted ||
+      current.vm_state === VmState.DELETED);
+  // Only a delete justifies destroying the guest; any other conflict (the build's own lifecycle
+  // event finished it a moment ago) must leave a live instance's guest alone.
+  if (current && beingDeleted) await rt.deps.driver.destroy(driverContext(rt), current);
+  try {
+    await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+      finish: rt.outcome('failed', error),
+    });
+  } catch (e) {
+    if (!(isStratusError(e) && e.status === 409)) throw e; // already finished: nothing to add
   }
-  await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
-    finish: rt.outcome('failed', error),
-  });
 }
 
 async function spawn(
@@ -352,7 +386,7 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
             if (result.status === 'done') {
               await finishSpawn(rt, result.powerState, result.ports);
             } else {
-              await keepPorts(rt, result.ports ?? []);
+              await afterPendingSpawn(rt, result.ports ?? []);
             }
             return;
           }
@@ -373,23 +407,47 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
   },
 };
 
-/** Infrastructure faults (throttling, network) are retried by SQS, not recorded as build failures. */
+const RETRYABLE_ERRORS = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TransactionConflictException',
+  'InternalServerError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeout',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'NotificationPublishError',
+]);
+
+/**
+ * Infrastructure faults (throttling, timeouts, 5xx, network) are retried by SQS; they are not
+ * build failures. A 4xx from a service (e.g. a ValidationException) would fail the same way
+ * again, so it is not retried: it fails the build with its message.
+ */
 export function isRetryable(e: unknown): boolean {
   if (isStratusError(e)) return false;
-  const name = (e as { name?: string }).name ?? '';
-  const meta = (e as { $metadata?: unknown }).$metadata;
-  const retryableNames = [
-    'ThrottlingException',
-    'ProvisionedThroughputExceededException',
-    'TransactionConflictException',
-    'RequestLimitExceeded',
-    'InternalServerError',
-    'ServiceUnavailable',
-    'TimeoutError',
-    'ECONNREFUSED',
-    'ECONNRESET',
-    'NotificationPublishError',
-    'TransactionCanceledException',
-  ];
-  return meta !== undefined || retryableNames.includes(name);
+  const err = e as {
+    name?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+    retryable?: boolean;
+  };
+  if (err.name === 'NotificationPublishError') return err.retryable !== false;
+  if (err.name === 'TransactionCanceledException') {
+    // Lost races the store could not settle in its own retries; anything else (a
+    // ValidationError, an item too large) is permanent.
+    const reasons = (
+      (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []
+    ).map((r) => r.Code ?? 'None');
+    return reasons.every((r) =>
+      ['None', 'ConditionalCheckFailed', 'TransactionConflict', 'ThrottlingError'].includes(r),
+    );
+  }
+  if (RETRYABLE_ERRORS.has(err.name ?? '') || RETRYABLE_ERRORS.has(err.code ?? '')) return true;
+  return (err.$metadata?.httpStatusCode ?? 0) >= 500;
 }

@@ -6,11 +6,16 @@
 // An instance that never reached a node is deleted locally (delete.start/.end only), as Nova's
 // API does.
 
-import { ErrorCode, StratusError, UnexpectedTaskStateError, isStratusError } from '../../errors.ts';
+import {
+  ErrorCode,
+  StratusError,
+  UnexpectedDeletingTaskStateError,
+  UnexpectedTaskStateError,
+  isStratusError,
+} from '../../errors.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
-import type { CommandRuntime } from '../runtime.ts';
-import { newAction } from '../runtime.ts';
+import { type CommandRuntime, deliverCommitted, newAction } from '../runtime.ts';
 import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
 import {
   NOTHING_PENDING,
@@ -74,6 +79,41 @@ export async function finishDelete(rt: CommandRuntime): Promise<void> {
   });
 }
 
+/**
+ * The command whose task the delete took (a build, a pending power change) would otherwise stay
+ * running forever: its own Lambda may have finished waiting for an event that now never comes.
+ * It ends `failed` with Nova's UnexpectedDeletingTaskState; if it finished meanwhile, nothing
+ * changes.
+ */
+async function endPreemptedCommand(rt: CommandRuntime, commandId: string): Promise<void> {
+  const subject = { kind: 'instance' as const, id: rt.command.instance_id };
+  const other = await rt.deps.store.getAction(subject, commandId);
+  if (!other || other.status !== 'running') return;
+  const error = new UnexpectedDeletingTaskStateError(rt.command.instance_id, [
+    other.progress.pending_expect ? 'pending' : null,
+  ]);
+  try {
+    await rt.deps.store.recordOnAction(subject, commandId, {
+      finish: {
+        command_id: commandId,
+        request_id: other.request_id,
+        operation: other.operation,
+        instance_id: other.instance_id,
+        status: 'failed',
+        error: {
+          code: error.status,
+          message: 'The instance was deleted before the operation finished.',
+        },
+        error_code: error.code,
+      },
+    });
+  } catch (e) {
+    if (!(isStratusError(e) && e.status === 409)) throw e;
+    return; // it finished first
+  }
+  await deliverCommitted(rt.deps, subject, commandId);
+}
+
 async function failDelete(rt: CommandRuntime, error: unknown): Promise<void> {
   const now = rt.now();
   await rt.deps.store.updateInstance({
@@ -121,50 +161,47 @@ export const terminateInstance: OperationHandler<void> = {
     }
   },
 
+  /**
+   * The command's first write starts its action and takes the task (DELETING) in one commit. A
+   * delete that loses the race for the task changed nothing and is rejected by the executor.
+   */
   async start(rt) {
-    await rt.deps.store.startAction(newAction(rt.command, rt.subject, rt.now()));
+    const res = await rt.deps.store.updateInstance({
+      instanceId: rt.command.instance_id,
+      action: rt.actionRef,
+      startAction: newAction(rt.command, rt.subject, rt.now()),
+      expect: { taskState: DELETABLE_TASK_STATES, vmState: DELETABLE_VM_STATES },
+      changes: { task_state: TaskState.DELETING, task_owner: rt.command.command_id, progress: 0 },
+      notifications: (old, next) => [
+        ...rt.updates(old, next),
+        rt.notify(next, 'delete.start'),
+        ...(next.host ? [rt.notify(next, 'shutdown.start')] : []),
+      ],
+      now: rt.now(),
+    });
+    const preempted = res.old.task_owner;
+    if (preempted && preempted !== rt.command.command_id) await endPreemptedCommand(rt, preempted);
   },
 
   async perform(rt) {
     const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
     if (action?.status !== 'running') return;
-    let instance = await rt.deps.store.getInstance(rt.command.instance_id);
-    if (!instance)
-      throw new StratusError(
-        ErrorCode.InstanceNotFound,
-        `Instance ${rt.command.instance_id} could not be found.`,
-      );
-
+    const instance = await rt.deps.store.getInstance(rt.command.instance_id);
     if (
+      !instance ||
       instance.task_state !== TaskState.DELETING ||
       instance.task_owner !== rt.command.command_id
     ) {
-      try {
-        const res = await rt.deps.store.updateInstance({
-          instanceId: instance.instance_id,
-          action: rt.actionRef,
-          expect: { taskState: DELETABLE_TASK_STATES, vmState: DELETABLE_VM_STATES },
-          changes: {
-            task_state: TaskState.DELETING,
-            task_owner: rt.command.command_id,
-            progress: 0,
-          },
-          notifications: (old, next) => [
-            ...rt.updates(old, next),
-            rt.notify(next, 'delete.start'),
-            ...(next.host ? [rt.notify(next, 'shutdown.start')] : []),
-          ],
-          now: rt.now(),
-        });
-        instance = res.new;
-      } catch (e) {
-        if (!(e instanceof StratusError) || e.status !== 409) throw e;
-        // Another delete won the race: ours changed nothing.
-        await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
-          finish: { ...rt.outcome('rejected', e) },
-        });
-        return;
-      }
+      // Only an operator's state reset takes a delete's task away; the delete is over.
+      const error = new UnexpectedTaskStateError(
+        rt.command.instance_id,
+        [TaskState.DELETING],
+        instance?.task_state ?? null,
+      );
+      await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+        finish: rt.outcome('failed', error),
+      });
+      return;
     }
 
     if (!instance.host) return finishDelete(rt);

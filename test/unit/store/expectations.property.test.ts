@@ -48,7 +48,6 @@ describe('expected_task_state semantics (property)', () => {
             events: [],
             reply_to: null,
             reply_sent: false,
-            outbox: {},
             progress: {},
           },
           [],
