@@ -53,6 +53,8 @@ export type Operation = (typeof OPERATIONS)[number];
 export const IMPLEMENTED_OPERATIONS: readonly Operation[] = [
   'build_and_run_instance',
   'terminate_instance',
+  'stop_instance',
+  'start_instance',
 ];
 
 /** Operations that address a node (host) rather than an instance. */

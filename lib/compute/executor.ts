@@ -14,6 +14,7 @@ import { ErrorCode, StratusError, isStratusError } from '../errors.ts';
 import { apiFaultNotification, describeError } from '../notifications/notification.ts';
 import type { ActionRecord, ActionSubject, Outcome } from '../store/state-store.ts';
 import type { Operation } from '../topology.ts';
+import type { LifecycleEvent } from '../virt/events.ts';
 import { eventMessageId } from '../notifications/message-id.ts';
 import { CommandRuntime, type ComputeDeps, deliverCommitted } from './runtime.ts';
 
@@ -30,6 +31,8 @@ export interface OperationHandler<P = unknown> {
   start(rt: CommandRuntime, prepared: P): Promise<void>;
   /** Does the work, resuming from recorded state; records the outcome unless it is pending. */
   perform(rt: CommandRuntime): Promise<void>;
+  /** Finishes a task left pending, from the driver's lifecycle event (same path as perform's finish). */
+  complete?(rt: CommandRuntime, event: LifecycleEvent): Promise<void>;
 }
 
 /** `admin` is honoured only from producers configured as admin producers (CONTRACT "Authorization"). */

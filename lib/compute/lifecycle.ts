@@ -8,19 +8,14 @@ import { StratusError } from '../errors.ts';
 import type { ActionRecord } from '../store/state-store.ts';
 import { type Operation, isOperation } from '../topology.ts';
 import type { LifecycleEvent } from '../virt/events.ts';
-import {
-  PROGRESS_PENDING_EXPECT,
-  PROGRESS_PENDING_SINCE,
-  finishSpawn,
-} from './operations/build-and-run-instance.ts';
-import { finishDelete } from './operations/terminate-instance.ts';
+import { PROGRESS_PENDING_EXPECT, PROGRESS_PENDING_SINCE } from './operations/common.ts';
+import { OPERATION_HANDLERS } from './operations/registry.ts';
 import {
   CommandRuntime,
   type ComputeDeps,
   deliverAllPending,
   deliverCommitted,
 } from './runtime.ts';
-import { POWER_STATE_FOR_TRANSITION } from './states.ts';
 
 export type LifecycleResult = 'completed' | 'ignored';
 
@@ -41,14 +36,6 @@ function commandOf(action: ActionRecord): Command {
     ...(action.reply_to ? { reply_to: action.reply_to } : {}),
   };
 }
-
-const COMPLETIONS: Partial<
-  Record<Operation, (rt: CommandRuntime, event: LifecycleEvent) => Promise<void>>
-> = {
-  build_and_run_instance: (rt, event) =>
-    finishSpawn(rt, POWER_STATE_FOR_TRANSITION[event.transition]),
-  terminate_instance: (rt) => finishDelete(rt),
-};
 
 export async function handleLifecycleEvent(
   deps: ComputeDeps,
@@ -80,11 +67,11 @@ export async function handleLifecycleEvent(
     return 'ignored';
   }
   if (!isOperation(action.operation)) return 'ignored';
-  const complete = COMPLETIONS[action.operation];
-  if (!complete) return 'ignored';
+  const handler = OPERATION_HANDLERS[action.operation];
+  if (!handler?.complete) return 'ignored';
   const rt = new CommandRuntime(deps, commandOf(action));
   try {
-    await complete(rt, event);
+    await handler.complete(rt, event);
   } catch (e) {
     // A twin of this event completed the task a moment ago.
     if (e instanceof StratusError && e.status === 409) return 'ignored';

@@ -232,15 +232,19 @@ export class DynamoDbStateStore implements StateStore {
               },
             ]
           : []),
-        write.startAction
-          ? {
-              Put: {
-                TableName: this.table,
-                Item: this.actionItem(applyActionUpdate(write.startAction, write, write.now)),
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            }
-          : { Update: actionUpdate(this.table, subject, commandId, write, write.now) },
+        ...(touchesAction
+          ? [
+              write.startAction
+                ? {
+                    Put: {
+                      TableName: this.table,
+                      Item: this.actionItem(applyActionUpdate(write.startAction, write, write.now)),
+                      ConditionExpression: 'attribute_not_exists(pk)',
+                    },
+                  }
+                : { Update: actionUpdate(this.table, subject, commandId, write, write.now) },
+            ]
+          : []),
         ...outboxPuts(this.table, subject, commandId, notifications),
         ...(write.fault
           ? [{ Put: { TableName: this.table, Item: this.faultItem(write.fault) } }]
@@ -254,7 +258,7 @@ export class DynamoDbStateStore implements StateStore {
       } catch (e) {
         if (!(e instanceof TransactionCanceledException)) throw e;
         const reasons = (e.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
-        const actionReason = reasons[written ? 1 : 0];
+        const actionReason = touchesAction ? reasons[written ? 1 : 0] : undefined;
         if (actionReason === 'ConditionalCheckFailed') {
           if (write.startAction) {
             throw new StratusError(

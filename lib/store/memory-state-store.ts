@@ -89,10 +89,12 @@ export class InMemoryStateStore implements StateStore {
         `Action ${commandId} already exists`,
       );
     }
-    if (!write.startAction) this.runningAction(subject, commandId);
+    if (touchesAction && !write.startAction) this.runningAction(subject, commandId);
     if (written) this.instances.set(next.instance_id, clone(next));
-    const base = write.startAction ?? (this.actions.get(key) as ActionRecord);
-    this.actions.set(key, clone(applyActionUpdate(base, write, write.now)));
+    if (touchesAction) {
+      const base = write.startAction ?? (this.actions.get(key) as ActionRecord);
+      this.actions.set(key, clone(applyActionUpdate(base, write, write.now)));
+    }
     this.enqueue(subject, commandId, notifications);
     if (write.fault) this.faults.push(clone(write.fault));
     return written

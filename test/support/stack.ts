@@ -28,7 +28,12 @@ import { type Config, envName, loadConfig } from '../../lib/config.ts';
 import { type SqsHandler, pollOnce } from '../../lib/local/event-source.ts';
 import { type LocalTopology, provisionLocal } from '../../lib/local/provision.ts';
 import { DynamoDbStateStore } from '../../lib/store/dynamodb-state-store.ts';
-import { type Operation, operationFunction } from '../../lib/topology.ts';
+import {
+  IMPLEMENTED_OPERATIONS,
+  type Operation,
+  operationFunction,
+  operationSlug,
+} from '../../lib/topology.ts';
 import { awsTestClientConfig, emulatorEndpoints, uniquePrefix } from './emulators.ts';
 
 export interface TestStackOptions {
@@ -155,13 +160,13 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
   // modules: a handler reads its configuration once, at cold start).
   vi.resetModules();
   const handlers: TestStack['handlers'] = {
-    build_and_run_instance: (await import('../../functions/build-and-run-instance.ts'))
-      .handler as unknown as SqsHandler,
-    terminate_instance: (await import('../../functions/terminate-instance.ts'))
-      .handler as unknown as SqsHandler,
     lifecycle: (await import('../../functions/lifecycle-events.ts'))
       .handler as unknown as SqsHandler,
   };
+  for (const op of IMPLEMENTED_OPERATIONS) {
+    const mod = (await import(`../../functions/${operationSlug(op)}.ts`)) as { handler: unknown };
+    handlers[op] = mod.handler as SqsHandler;
+  }
 
   async function receiveAll(queueUrl: string, client: SQSClient = sqs): Promise<Message[]> {
     const all: Message[] = [];

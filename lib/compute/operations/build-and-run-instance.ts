@@ -13,22 +13,14 @@ import type { Instance } from '../instance.ts';
 import { selectNode } from '../node-selection.ts';
 import type { CommandRuntime } from '../runtime.ts';
 import { newAction } from '../runtime.ts';
-import { PowerState, TaskState, VmState } from '../states.ts';
+import { POWER_STATE_FOR_TRANSITION, PowerState, TaskState, VmState } from '../states.ts';
+import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
 
 type BuildArgs = ArgsOf<'build_and_run_instance'>;
 type BuildRuntime = CommandRuntime & { command: Command<'build_and_run_instance'> };
 
 /** The action event Nova records around the compute manager's build method. */
 const BUILD_EVENT = 'compute__do_build_and_run_instance';
-/** The lifecycle transition a task waits for (progress key on its action). */
-export const PROGRESS_PENDING_EXPECT = 'pending_expect';
-export const PROGRESS_PENDING_SINCE = 'pending_since';
-/** Clears a pending marker when the task finishes. */
-export const NOTHING_PENDING = {
-  [PROGRESS_PENDING_EXPECT]: null,
-  [PROGRESS_PENDING_SINCE]: null,
-};
-
 function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instance {
   const flavor = rt.deps.flavors.find(args.flavor);
   if (!flavor)
@@ -82,10 +74,6 @@ function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instan
   };
 }
 
-export function driverContext(rt: CommandRuntime) {
-  return { commandId: rt.command.command_id, requestId: rt.command.context.request_id };
-}
-
 /** A write of this command's build step: it must still own the task. */
 function owned(rt: CommandRuntime, current: Instance, expected: TaskState | null): void {
   if (current.task_owner !== rt.command.command_id) {
@@ -114,23 +102,6 @@ async function step(
     now: rt.now(),
   });
   return res.new;
-}
-
-/**
- * Records which lifecycle transition this command's task waits for, and since when, so the
- * lifecycle handler completes it and ignores events older than the wait.
- */
-export async function expectLifecycle(rt: CommandRuntime, transition: string): Promise<void> {
-  const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
-  // A redelivered command asks the driver again; the wait began with the first ask, and an
-  // event from between the two asks is still the one it waits for.
-  if (action?.progress[PROGRESS_PENDING_EXPECT] === transition) return;
-  await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
-    progress: {
-      [PROGRESS_PENDING_EXPECT]: transition,
-      [PROGRESS_PENDING_SINCE]: rt.now().toISOString(),
-    },
-  });
 }
 
 /**
@@ -307,6 +278,8 @@ async function spawn(
 export const buildAndRunInstance: OperationHandler<Instance> = {
   operation: 'build_and_run_instance',
 
+  complete: (rt, event) => finishSpawn(rt, POWER_STATE_FOR_TRANSITION[event.transition]),
+
   async prepare(rt, admin) {
     const brt = rt as BuildRuntime;
     const args = brt.command.args;
@@ -406,48 +379,3 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
     }
   },
 };
-
-const RETRYABLE_ERRORS = new Set([
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'TransactionConflictException',
-  'InternalServerError',
-  'InternalFailure',
-  'ServiceUnavailable',
-  'TimeoutError',
-  'RequestTimeout',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'NotificationPublishError',
-]);
-
-/**
- * Infrastructure faults (throttling, timeouts, 5xx, network) are retried by SQS; they are not
- * build failures. A 4xx from a service (e.g. a ValidationException) would fail the same way
- * again, so it is not retried: it fails the build with its message.
- */
-export function isRetryable(e: unknown): boolean {
-  if (isStratusError(e)) return false;
-  const err = e as {
-    name?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-    retryable?: boolean;
-  };
-  if (err.name === 'NotificationPublishError') return err.retryable !== false;
-  if (err.name === 'TransactionCanceledException') {
-    // Lost races the store could not settle in its own retries; anything else (a
-    // ValidationError, an item too large) is permanent.
-    const reasons = (
-      (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []
-    ).map((r) => r.Code ?? 'None');
-    return reasons.every((r) =>
-      ['None', 'ConditionalCheckFailed', 'TransactionConflict', 'ThrottlingError'].includes(r),
-    );
-  }
-  if (RETRYABLE_ERRORS.has(err.name ?? '') || RETRYABLE_ERRORS.has(err.code ?? '')) return true;
-  return (err.$metadata?.httpStatusCode ?? 0) >= 500;
-}

@@ -17,12 +17,7 @@ import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
 import { type CommandRuntime, deliverCommitted, newAction } from '../runtime.ts';
 import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
-import {
-  NOTHING_PENDING,
-  driverContext,
-  expectLifecycle,
-  isRetryable,
-} from './build-and-run-instance.ts';
+import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 
 const TERMINATE_EVENT = 'compute_terminate_instance';
@@ -141,6 +136,8 @@ async function failDelete(rt: CommandRuntime, error: unknown): Promise<void> {
 
 export const terminateInstance: OperationHandler<void> = {
   operation: 'terminate_instance',
+
+  complete: (rt) => finishDelete(rt),
 
   async prepare(rt, admin) {
     const instance = await loadOwnedInstance(rt, admin);

@@ -67,12 +67,15 @@ describe('parseCommand', () => {
     const r = rejection(
       body({
         args: { flavor: 'm1.tiny', image_ref: 'img', colour: 'red' },
-        reply_to: 'http://q/1',
+        reply_to: 'https://sqs.eu-west-1.amazonaws.com/123456789012/replies',
       }),
     );
     expect(r.error.code).toBe('InvalidCommand');
     expect(r.error.message).toMatch(/^args: .*colour/);
-    expect(r.salvaged).toMatchObject({ command_id: 'cmd-1', reply_to: 'http://q/1' });
+    expect(r.salvaged).toMatchObject({
+      command_id: 'cmd-1',
+      reply_to: 'https://sqs.eu-west-1.amazonaws.com/123456789012/replies',
+    });
   });
 
   it('rejects a command sent to another operation’s queue as WrongQueue', () => {
@@ -110,6 +113,26 @@ describe('parseCommand', () => {
     );
     expect(r.error.message).toContain('user_data');
     expect(r.error.message).not.toContain(secret);
+  });
+
+  it('accepts only SQS queue URLs as reply_to', () => {
+    const ok = [
+      'https://sqs.eu-west-1.amazonaws.com/123456789012/replies',
+      'https://sqs.cn-north-1.amazonaws.com.cn/123456789012/replies.fifo',
+      'https://us-east-1.queue.amazonaws.com/123456789012/q',
+      'http://127.0.0.1:9324/000000000000/q',
+      'http://sqs.us-east-1.localhost:9324/000000000000/q',
+    ];
+    const bad = [
+      'https://attacker.example.com/123456789012/q',
+      'http://sqs.eu-west-1.amazonaws.com/123456789012/q',
+      'https://sqs.eu-west-1.amazonaws.com.evil.io/123456789012/q',
+      'https://sqs.eu-west-1.amazonaws.com/123/q',
+    ];
+    for (const url of ok)
+      expect(parseCommand(body({ reply_to: url }), 'build_and_run_instance').ok, url).toBe(true);
+    for (const url of bad)
+      expect(parseCommand(body({ reply_to: url }), 'build_and_run_instance').ok, url).toBe(false);
   });
 
   it('rejects bad command ids, versions and roles types', () => {

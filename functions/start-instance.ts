@@ -1,0 +1,4 @@
+import { startInstance } from '../lib/compute/operations/power.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(startInstance);

@@ -1,0 +1,80 @@
+// Pieces every operation shares: the driver context of a command, lifecycle waits, and which
+// errors are infrastructure faults (retried by SQS) rather than operation failures.
+
+import { isStratusError } from '../../errors.ts';
+import type { CommandRuntime } from '../runtime.ts';
+
+/** The lifecycle transition a task waits for (progress key on its action). */
+export const PROGRESS_PENDING_EXPECT = 'pending_expect';
+export const PROGRESS_PENDING_SINCE = 'pending_since';
+/** Clears a pending marker when the task finishes. */
+export const NOTHING_PENDING = {
+  [PROGRESS_PENDING_EXPECT]: null,
+  [PROGRESS_PENDING_SINCE]: null,
+};
+
+export function driverContext(rt: CommandRuntime) {
+  return { commandId: rt.command.command_id, requestId: rt.command.context.request_id };
+}
+
+/**
+ * Records which lifecycle transition this command's task waits for, and since when, so the
+ * lifecycle handler completes it and ignores events older than the wait.
+ */
+export async function expectLifecycle(rt: CommandRuntime, transition: string): Promise<void> {
+  const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
+  // A redelivered command asks the driver again; the wait began with the first ask, and an
+  // event from between the two asks is still the one it waits for.
+  if (action?.progress[PROGRESS_PENDING_EXPECT] === transition) return;
+  await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+    progress: {
+      [PROGRESS_PENDING_EXPECT]: transition,
+      [PROGRESS_PENDING_SINCE]: rt.now().toISOString(),
+    },
+  });
+}
+
+const RETRYABLE_ERRORS = new Set([
+  'ThrottlingException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'TransactionConflictException',
+  'InternalServerError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'TimeoutError',
+  'RequestTimeout',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'NotificationPublishError',
+]);
+
+/**
+ * Infrastructure faults (throttling, timeouts, 5xx, network) are retried by SQS; they are not
+ * build failures. A 4xx from a service (e.g. a ValidationException) would fail the same way
+ * again, so it is not retried: it fails the build with its message.
+ */
+export function isRetryable(e: unknown): boolean {
+  if (isStratusError(e)) return false;
+  const err = e as {
+    name?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+    retryable?: boolean;
+  };
+  if (err.name === 'NotificationPublishError') return err.retryable !== false;
+  if (err.name === 'TransactionCanceledException') {
+    // Lost races the store could not settle in its own retries; anything else (a
+    // ValidationError, an item too large) is permanent.
+    const reasons = (
+      (e as { CancellationReasons?: { Code?: string }[] }).CancellationReasons ?? []
+    ).map((r) => r.Code ?? 'None');
+    return reasons.every((r) =>
+      ['None', 'ConditionalCheckFailed', 'TransactionConflict', 'ThrottlingError'].includes(r),
+    );
+  }
+  if (RETRYABLE_ERRORS.has(err.name ?? '') || RETRYABLE_ERRORS.has(err.code ?? '')) return true;
+  return (err.$metadata?.httpStatusCode ?? 0) >= 500;
+}
