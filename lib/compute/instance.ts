@@ -57,6 +57,11 @@ export interface Instance {
   image_ref: string;
   /** `image_*` system metadata (Nova's image_meta, prefix stripped). */
   image_meta: Record<string, string>;
+  /**
+   * Nova's other system metadata: what operations keep between their steps (old_vm_state for
+   * suspend/resume, shelved_* for shelving, …). Never user-editable, never secret.
+   */
+  system_metadata: Record<string, string>;
   metadata: Record<string, string>;
   key_name: string | null;
   security_groups: string[];

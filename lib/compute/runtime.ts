@@ -5,6 +5,8 @@ import type { Command } from '../commands/schemas.ts';
 import type { Config } from '../config.ts';
 import { truncateMessage } from '../errors.ts';
 import { currentAuditPeriod } from '../notifications/audit-period.ts';
+import { existsMessageId } from '../notifications/message-id.ts';
+import { legacyTimestamp } from '../notifications/time.ts';
 import {
   type ErrorNotificationAction,
   type Notification,
@@ -107,6 +109,39 @@ export class CommandRuntime {
       now: this.now(),
       ...opts,
     });
+  }
+
+  /**
+   * A mid-period `compute.instance.exists` (Nova's notify_usage_exists with current_period=True:
+   * from the end of the last completed audit period until now), as rebuild, rescue, resize and
+   * shelve send it. Its message_id is the natural key of CONTRACT §2.
+   */
+  notifyExists(instance: Instance, extra: Record<string, unknown> = {}): Notification {
+    const now = this.now();
+    const period = currentAuditPeriod(this.deps.config.instance_usage_audit_period, now);
+    const n = instanceNotification({
+      instance,
+      eventType: 'compute.instance.exists',
+      host: this.deps.config.host,
+      commandId: this.command.command_id,
+      requestId: this.command.context.request_id,
+      now,
+      extra: {
+        audit_period_beginning: legacyTimestamp(period.beginning),
+        audit_period_ending: legacyTimestamp(period.ending),
+        bandwidth: {},
+        ...extra,
+      },
+    });
+    return {
+      ...n,
+      message_id: existsMessageId(
+        instance.instance_id,
+        instance.launched_at,
+        period.beginning,
+        period.ending,
+      ),
+    };
   }
 
   notifyError(instance: Instance, action: ErrorNotificationAction, error: unknown): Notification {

@@ -44,6 +44,8 @@ export interface TestStackOptions {
   eventbridge?: boolean;
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
+  /** Operations to deploy besides IMPLEMENTED_OPERATIONS (an operation whose code is landing). */
+  operations?: readonly Operation[];
 }
 
 export interface TestStack {
@@ -137,10 +139,12 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
   const doc = DynamoDBDocumentClient.from(dynamodb, {
     marshallOptions: { removeUndefinedValues: true },
   });
+  const deployed = [...new Set([...IMPLEMENTED_OPERATIONS, ...(o.operations ?? [])])];
   const topology = await provisionLocal({
     config,
     sqs,
     dynamodb,
+    operations: deployed,
     visibilityTimeoutSeconds: o.visibilityTimeoutSeconds ?? 2,
     maxReceiveCount: o.maxReceiveCount ?? 5,
   });
@@ -163,7 +167,7 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
     lifecycle: (await import('../../functions/lifecycle-events.ts'))
       .handler as unknown as SqsHandler,
   };
-  for (const op of IMPLEMENTED_OPERATIONS) {
+  for (const op of deployed) {
     const mod = (await import(`../../functions/${operationSlug(op)}.ts`)) as { handler: unknown };
     handlers[op] = mod.handler as SqsHandler;
   }

@@ -37,6 +37,7 @@ function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instan
     flavor: { ...flavor },
     image_ref: args.image_ref,
     image_meta: {},
+    system_metadata: {},
     metadata: args.metadata ?? {},
     key_name: args.key_name ?? null,
     security_groups: args.security_groups ?? ['default'],

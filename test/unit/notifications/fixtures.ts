@@ -23,6 +23,7 @@ export function buildInstance(overrides: Partial<Instance> = {}): Instance {
     },
     image_ref: '155d900f-4e14-4e4c-a73d-069cbf4541e6',
     image_meta: { min_disk: '20', container_format: 'bare' },
+    system_metadata: {},
     metadata: { role: 'web' },
     key_name: 'ops-key',
     security_groups: ['default'],

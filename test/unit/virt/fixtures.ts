@@ -46,6 +46,7 @@ export function makeInstance(overrides: Partial<Instance> = {}): Instance {
     },
     image_ref: 'image-1',
     image_meta: {},
+    system_metadata: {},
     metadata: {},
     key_name: null,
     security_groups: [],
