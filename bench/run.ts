@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { BUNDLE_ALIASES, ESM_REQUIRE_SHIM } from '../cdk/bundling.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'bench', '.tmp');
@@ -49,9 +50,8 @@ async function bundle(name: string): Promise<{ file: string; bytes: number; talk
     metafile: true,
     logLevel: 'silent',
     // Bundled ESM still meets CommonJS inside dependencies: give it a require.
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
+    banner: { js: ESM_REQUIRE_SHIM },
+    alias: { ...BUNDLE_ALIASES },
   });
   const inputs = Object.keys(result.metafile.inputs);
   return {

@@ -8,6 +8,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { assertEnvironmentFits } from '../options.ts';
+import { BUNDLE_ALIASES, ESM_REQUIRE_SHIM } from '../bundling.ts';
 
 export const METRICS_NAMESPACE = 'Stratus';
 
@@ -27,9 +28,6 @@ export interface StratusFunctionProps {
 // A CJS dependency that calls require() on a Node builtin breaks in an ESM bundle at cold start
 // ("Dynamic require of … is not supported"), which no synth-time check catches. Giving the bundle
 // a real `require` costs a few bytes and removes that failure mode.
-const ESM_REQUIRE_SHIM =
-  "import { createRequire as __stratusCreateRequire } from 'node:module';" +
-  'const require = __stratusCreateRequire(import.meta.url);';
 
 /**
  * A NodejsFunction on Node 24 / arm64, bundled locally by esbuild as minified ESM with our pinned
@@ -80,6 +78,9 @@ export class StratusFunction extends NodejsFunction {
         // than the runtime's copy, and immune to runtime SDK upgrades).
         bundleAwsSDK: true,
         banner: ESM_REQUIRE_SHIM,
+        esbuildArgs: Object.fromEntries(
+          Object.entries(BUNDLE_ALIASES).map(([from, to]) => [`--alias:${from}`, to]),
+        ),
       },
     });
     this.executionRole = role;
