@@ -121,6 +121,10 @@ export const TABLES = {
     indexes: {
       /** Look an action up by its command_id alone (the CLI, rejected commands). */
       byCommand: { name: 'by-command', partitionKey: 'command_id', sortKey: 'sk' },
+      /** Instances on a node (periodic tasks, usage audit shards): sparse on `index_node`. */
+      byNode: { name: 'by-node', partitionKey: 'index_node', sortKey: 'pk' },
+      /** Actions waiting on a lifecycle event, by deadline (the sweeper): sparse on `wait_shard`. */
+      byWait: { name: 'by-wait', partitionKey: 'wait_shard', sortKey: 'wait_until' },
     },
   },
   /** Powertools idempotency records, keyed on command_id. */
@@ -136,6 +140,9 @@ export const TABLES = {
     sortKey: 'sk',
   },
 } as const;
+
+/** Waiting actions spread over this many index partitions, so no one partition runs hot. */
+export const WAIT_SHARDS = 8;
 
 export function tableName(prefix: string, table: keyof typeof TABLES): string {
   return `${prefix}-${TABLES[table].suffix}`;

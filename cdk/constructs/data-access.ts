@@ -57,7 +57,9 @@ export class DataAccess {
     fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['dynamodb:Query'],
-        resources: [`${state.tableArn}/index/${TABLES.state.indexes.byCommand.name}`],
+        resources: Object.values(TABLES.state.indexes).map(
+          (i) => `${state.tableArn}/index/${i.name}`,
+        ),
       }),
     );
     fn.addToRolePolicy(

@@ -47,7 +47,6 @@ export class StateTables extends Construct {
   constructor(scope: Construct, id: string, props: StateTablesProps) {
     super(scope, id);
     const { state, idempotency, fakeHypervisor } = TABLES;
-    const byCommand = state.indexes.byCommand;
 
     this.state = new TableV2(this, 'State', {
       ...PROTECTED,
@@ -55,14 +54,12 @@ export class StateTables extends Construct {
       partitionKey: string(state.partitionKey),
       sortKey: string(state.sortKey),
       timeToLiveAttribute: state.ttlAttribute,
-      globalSecondaryIndexes: [
-        {
-          indexName: byCommand.name,
-          partitionKey: string(byCommand.partitionKey),
-          sortKey: string(byCommand.sortKey),
-          projectionType: ProjectionType.ALL,
-        },
-      ],
+      globalSecondaryIndexes: Object.values(state.indexes).map((index) => ({
+        indexName: index.name,
+        partitionKey: string(index.partitionKey),
+        sortKey: string(index.sortKey),
+        projectionType: ProjectionType.ALL,
+      })),
     });
     this.idempotency = new TableV2(this, 'Idempotency', {
       ...PROTECTED,

@@ -18,7 +18,7 @@ import { assertExpectation, changedFields } from '../compute/expectations.ts';
 import type { Instance } from '../compute/instance.ts';
 import { ErrorCode, InstanceNotFoundError, StratusError } from '../errors.ts';
 import type { Notification } from '../notifications/notification.ts';
-import { TABLES } from '../topology.ts';
+import { TABLES, WAIT_SHARDS } from '../topology.ts';
 import { nextOutboxSeq } from './outbox-seq.ts';
 import {
   type ActionEvent,
@@ -28,6 +28,7 @@ import {
   type InstanceWrite,
   type OutboxEntry,
   type StateStore,
+  type WaitUpdate,
   type WriteResult,
   applyActionUpdate,
   applyChanges,
@@ -96,6 +97,7 @@ function actionUpdate(
     event?: ActionEvent;
     progress?: ActionRecord['progress'];
     finish?: InstanceWrite['finish'];
+    wait?: WaitUpdate;
   },
   now: Date,
 ) {
@@ -125,17 +127,47 @@ function actionUpdate(
       'finish_time = :finish',
     );
   }
+  const removes: string[] = [];
+  // The wait's index keys are written or removed, never set to NULL: a NULL index key is invalid.
+  if (update.wait) {
+    values[':wshard'] = waitShard(commandId);
+    values[':wuntil'] = update.wait.until;
+    sets.push('wait_shard = :wshard', 'wait_until = :wuntil');
+  } else if (update.wait === null || update.finish) {
+    removes.push('wait_shard', 'wait_until');
+  }
   // An empty update still checks that the action is running.
   if (sets.length === 0) sets.push('#status = #status');
   return {
     TableName: tableName,
     Key: actionKey(subject, commandId),
-    UpdateExpression: `SET ${sets.join(', ')}`,
+    UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
     // Only a running action accepts changes: a finished command's record is final.
     ConditionExpression: '#status = :running',
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
   };
+}
+
+/** The index partition a waiting action is listed in (stable per command). */
+function waitShard(commandId: string): string {
+  let h = 0;
+  for (const c of commandId) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return `wait#${h % WAIT_SHARDS}`;
+}
+
+/** The stored instance item: the record plus its node index key while it has a node. */
+function instanceItem(instance: Instance): Record<string, unknown> {
+  return {
+    ...instanceKey(instance.instance_id),
+    ...instance,
+    ...(instance.node ? { index_node: instance.node } : {}),
+  };
+}
+
+function fromInstanceItem(item: Record<string, unknown>): Instance {
+  const { index_node: _node, ...rest } = item;
+  return stripKeys<Instance>(rest);
 }
 
 function notRunning(commandId: string, cause: unknown): StratusError {
@@ -159,7 +191,7 @@ export class DynamoDbStateStore implements StateStore {
     const out = await this.doc.send(
       new GetCommand({ TableName: this.table, Key: instanceKey(instanceId), ConsistentRead: true }),
     );
-    return out.Item ? stripKeys<Instance>(out.Item) : null;
+    return out.Item ? fromInstanceItem(out.Item) : null;
   }
 
   async createInstance(instance: Instance, action: ActionRecord, notifications: Notification[]) {
@@ -170,7 +202,7 @@ export class DynamoDbStateStore implements StateStore {
             {
               Put: {
                 TableName: this.table,
-                Item: { ...instanceKey(instance.instance_id), ...instance },
+                Item: instanceItem(instance),
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
@@ -224,7 +256,7 @@ export class DynamoDbStateStore implements StateStore {
               {
                 Put: {
                   TableName: this.table,
-                  Item: { ...instanceKey(next.instance_id), ...next },
+                  Item: instanceItem(next),
                   // The version names the exact state this write expects.
                   ConditionExpression: 'version = :v',
                   ExpressionAttributeValues: { ':v': current.version },
@@ -403,6 +435,50 @@ export class DynamoDbStateStore implements StateStore {
       .sort((a, b) => a.start_time.localeCompare(b.start_time));
   }
 
+  async listInstancesByNode(node: string): Promise<Instance[]> {
+    const items = await this.queryIndex(TABLES.state.indexes.byNode.name, 'index_node = :n', {
+      ':n': node,
+    });
+    return items.map(fromInstanceItem);
+  }
+
+  async listWaitingActions(until: Date): Promise<ActionRecord[]> {
+    const shards = Array.from({ length: WAIT_SHARDS }, (_, i) => `wait#${i}`);
+    const pages = await Promise.all(
+      shards.map((shard) =>
+        this.queryIndex(TABLES.state.indexes.byWait.name, 'wait_shard = :s AND wait_until <= :u', {
+          ':s': shard,
+          ':u': until.toISOString(),
+        }),
+      ),
+    );
+    return pages.flat().map((i) => this.fromActionItem(i));
+  }
+
+  /** Index reads are eventually consistent: callers re-read by key before acting. */
+  private async queryIndex(
+    indexName: string,
+    keyCondition: string,
+    values: Record<string, unknown>,
+  ): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: indexName,
+          KeyConditionExpression: keyCondition,
+          ExpressionAttributeValues: values,
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(out.Items ?? []));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return items;
+  }
+
   async listFaults(instanceId: string): Promise<InstanceFault[]> {
     const items = await this.queryPrefix(`inst#${instanceId}`, 'fault#');
     return items.map((i) => stripKeys<InstanceFault>(i));
@@ -452,7 +528,12 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   private fromActionItem(item: Record<string, unknown>): ActionRecord {
-    const { subject_kind, subject_id, ...rest } = stripKeys<Record<string, unknown>>(item);
+    const {
+      subject_kind,
+      subject_id,
+      wait_shard: _shard,
+      ...rest
+    } = stripKeys<Record<string, unknown>>(item);
     return {
       ...(rest as Omit<ActionRecord, 'subject'>),
       subject: { kind: subject_kind as ActionSubject['kind'], id: subject_id as string },

@@ -156,6 +156,19 @@ export class InMemoryStateStore implements StateStore {
       .map(clone);
   }
 
+  async listInstancesByNode(node: string): Promise<Instance[]> {
+    return [...this.instances.values()].filter((i) => i.node === node).map(clone);
+  }
+
+  async listWaitingActions(until: Date): Promise<ActionRecord[]> {
+    const limit = until.toISOString();
+    return [...this.actions.values()]
+      .filter(
+        (a) => a.status === 'running' && typeof a.wait_until === 'string' && a.wait_until <= limit,
+      )
+      .map(clone);
+  }
+
   async listFaults(instanceId: string): Promise<InstanceFault[]> {
     return this.faults.filter((f) => f.instance_id === instanceId).map(clone);
   }

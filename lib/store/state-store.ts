@@ -73,7 +73,12 @@ export interface ActionRecord {
   reply_sent: boolean;
   /** Per-command data that must survive a crash (e.g. a pending driver task's deadline). */
   progress: Record<string, string | number | boolean | null>;
+  /** While the command waits on a lifecycle event: when the sweeper may give up (ISO). */
+  wait_until?: string | null;
 }
+
+/** Starts (`{ until }`) or ends (`null`) an action's wait on a lifecycle event. */
+export type WaitUpdate = { until: string } | null;
 
 /** Nova's InstanceFault. */
 export interface InstanceFault {
@@ -102,6 +107,7 @@ export interface InstanceWrite {
   /** Finish the action in the same commit (its final state write). */
   finish?: Outcome & { error_code?: string | null };
   progress?: ActionRecord['progress'];
+  wait?: WaitUpdate;
   now: Date;
 }
 
@@ -140,6 +146,7 @@ export interface StateStore {
       event?: ActionEvent;
       progress?: ActionRecord['progress'];
       finish?: Outcome & { error_code?: string | null };
+      wait?: WaitUpdate;
     },
   ): Promise<ActionRecord>;
   /** Committed, unpublished notifications under a subject (of one command, or all), in order. */
@@ -149,6 +156,10 @@ export interface StateStore {
   markReplySent(subject: ActionSubject, commandId: string): Promise<void>;
 
   listActions(instanceId: string): Promise<ActionRecord[]>;
+  /** Every instance record on a node (deleted ones included: the audit reads them). */
+  listInstancesByNode(node: string): Promise<Instance[]>;
+  /** Running actions waiting on a lifecycle event whose deadline is at or before `until`. */
+  listWaitingActions(until: Date): Promise<ActionRecord[]>;
   listFaults(instanceId: string): Promise<InstanceFault[]>;
   /** Looks an action up by command id alone (eventually consistent; for people, not logic). */
   findActionByCommand(commandId: string): Promise<ActionRecord | null>;
@@ -171,6 +182,7 @@ export function applyActionUpdate(
     event?: ActionEvent;
     progress?: ActionRecord['progress'];
     finish?: InstanceWrite['finish'];
+    wait?: WaitUpdate;
   },
   now: Date,
 ): ActionRecord {
@@ -179,6 +191,9 @@ export function applyActionUpdate(
     events: update.event ? [...action.events, update.event] : action.events,
     progress: { ...action.progress, ...update.progress },
   };
+  if (update.wait !== undefined) next.wait_until = update.wait?.until ?? null;
+  // A finished command waits for nothing.
+  if (update.finish) next.wait_until = null;
   if (update.finish) {
     const { error_code, ...outcome } = update.finish;
     next.status = outcome.status;

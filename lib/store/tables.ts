@@ -37,24 +37,24 @@ export async function createStateTable(client: DynamoDBClient, name: string): Pr
     {
       TableName: name,
       AttributeDefinitions: [
-        { AttributeName: t.partitionKey, AttributeType: 'S' },
-        { AttributeName: t.sortKey, AttributeType: 'S' },
-        { AttributeName: t.indexes.byCommand.partitionKey, AttributeType: 'S' },
-      ],
+        ...new Set([
+          t.partitionKey,
+          t.sortKey,
+          ...Object.values(t.indexes).flatMap((i) => [i.partitionKey, i.sortKey]),
+        ]),
+      ].map((AttributeName) => ({ AttributeName, AttributeType: 'S' as const })),
       KeySchema: [
         { AttributeName: t.partitionKey, KeyType: 'HASH' },
         { AttributeName: t.sortKey, KeyType: 'RANGE' },
       ],
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: t.indexes.byCommand.name,
-          KeySchema: [
-            { AttributeName: t.indexes.byCommand.partitionKey, KeyType: 'HASH' },
-            { AttributeName: t.indexes.byCommand.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
+      GlobalSecondaryIndexes: Object.values(t.indexes).map((i) => ({
+        IndexName: i.name,
+        KeySchema: [
+          { AttributeName: i.partitionKey, KeyType: 'HASH' as const },
+          { AttributeName: i.sortKey, KeyType: 'RANGE' as const },
+        ],
+        Projection: { ProjectionType: 'ALL' as const },
+      })),
     },
     t.ttlAttribute,
   );

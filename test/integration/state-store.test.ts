@@ -290,6 +290,57 @@ function contract(name: string, makeStore: () => Promise<StateStore>) {
       expect((await store.getInstance(i.instance_id))?.version).toBe(2);
     });
 
+    it('lists the instances on a node, following the record as it moves', async () => {
+      const node = `node-${name.length}-${counter}`;
+      const a = await seed(store, { node });
+      const b = await seed(store, { node });
+      await seed(store, { node: null });
+      const ids = async () =>
+        (await store.listInstancesByNode(node)).map((i) => i.instance_id).sort();
+      const waitFor = async (expected: string[]) => {
+        // The index is eventually consistent (DynamoDB Local applies it at once).
+        for (let i = 0; i < 20 && JSON.stringify(await ids()) !== JSON.stringify(expected); i++) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(await ids()).toEqual(expected);
+      };
+      await waitFor([a.instance_id, b.instance_id].sort());
+      await store.updateInstance({
+        instanceId: b.instance_id,
+        action: ref(b),
+        expect: {},
+        changes: { node: null },
+        now,
+      });
+      await waitFor([a.instance_id]);
+      expect((await store.listInstancesByNode(node))[0]).not.toHaveProperty('index_node');
+    });
+
+    it('lists running actions whose wait has expired, and forgets a finished one', async () => {
+      const i = await seed(store);
+      const subject = ref(i).subject;
+      const commandId = ref(i).commandId;
+      await store.recordOnAction(subject, commandId, {
+        wait: { until: '2026-11-22T10:05:00.000Z' },
+      });
+      const waiting = async (until: string) =>
+        (await store.listWaitingActions(new Date(until))).filter((a) => a.command_id === commandId);
+      expect(await waiting('2026-11-22T10:04:59.000Z')).toHaveLength(0);
+      expect(await waiting('2026-11-22T10:05:00.000Z')).toMatchObject([
+        { wait_until: '2026-11-22T10:05:00.000Z' },
+      ]);
+      await store.recordOnAction(subject, commandId, {
+        finish: {
+          command_id: commandId,
+          request_id: 'r',
+          operation: 'x',
+          instance_id: i.instance_id,
+          status: 'succeeded',
+        },
+      });
+      expect(await waiting('2030-01-01T00:00:00.000Z')).toHaveLength(0);
+    });
+
     it('writes nothing for a save that changes nothing', async () => {
       const i = await seed(store);
       const res = await store.updateInstance({

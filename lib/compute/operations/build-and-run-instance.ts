@@ -14,7 +14,14 @@ import { selectNode } from '../node-selection.ts';
 import type { CommandRuntime } from '../runtime.ts';
 import { newAction } from '../runtime.ts';
 import { POWER_STATE_FOR_TRANSITION, PowerState, TaskState, VmState } from '../states.ts';
-import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
+import {
+  NOTHING_PENDING,
+  driverContext,
+  expectLifecycle,
+  ignoreFinished,
+  isRetryable,
+  waitForDriver,
+} from './common.ts';
 
 type BuildArgs = ArgsOf<'build_and_run_instance'>;
 type BuildRuntime = CommandRuntime & { command: Command<'build_and_run_instance'> };
@@ -360,6 +367,7 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
             if (result.status === 'done') {
               await finishSpawn(rt, result.powerState, result.ports);
             } else {
+              await waitForDriver(rt, result.deadlineSeconds).catch(ignoreFinished);
               await afterPendingSpawn(rt, result.ports ?? []);
             }
             return;

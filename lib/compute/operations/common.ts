@@ -7,6 +7,8 @@ import type { CommandRuntime } from '../runtime.ts';
 /** The lifecycle transition a task waits for (progress key on its action). */
 export const PROGRESS_PENDING_EXPECT = 'pending_expect';
 export const PROGRESS_PENDING_SINCE = 'pending_since';
+/** How long a task waits for its lifecycle event when the driver names no deadline. */
+export const DEFAULT_WAIT_SECONDS = 900;
 /** Clears a pending marker when the task finishes. */
 export const NOTHING_PENDING = {
   [PROGRESS_PENDING_EXPECT]: null,
@@ -21,16 +23,33 @@ export function driverContext(rt: CommandRuntime) {
  * Records which lifecycle transition this command's task waits for, and since when, so the
  * lifecycle handler completes it and ignores events older than the wait.
  */
-export async function expectLifecycle(rt: CommandRuntime, transition: string): Promise<void> {
+export async function expectLifecycle(
+  rt: CommandRuntime,
+  transition: string,
+  deadlineSeconds = DEFAULT_WAIT_SECONDS,
+): Promise<void> {
   const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
   // A redelivered command asks the driver again; the wait began with the first ask, and an
   // event from between the two asks is still the one it waits for.
   if (action?.progress[PROGRESS_PENDING_EXPECT] === transition) return;
+  const now = rt.now();
   await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
     progress: {
       [PROGRESS_PENDING_EXPECT]: transition,
-      [PROGRESS_PENDING_SINCE]: rt.now().toISOString(),
+      [PROGRESS_PENDING_SINCE]: now.toISOString(),
     },
+    // Until the driver says how long it needs, the sweeper waits the default.
+    wait: { until: new Date(now.getTime() + deadlineSeconds * 1000).toISOString() },
+  });
+}
+
+/** The driver answered "pending, finished within N seconds": the sweeper's deadline. */
+export async function waitForDriver(rt: CommandRuntime, deadlineSeconds: number): Promise<void> {
+  const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
+  const since = action?.progress[PROGRESS_PENDING_SINCE];
+  const start = typeof since === 'string' ? new Date(since) : rt.now();
+  await rt.deps.store.recordOnAction(rt.subject, rt.command.command_id, {
+    wait: { until: new Date(start.getTime() + deadlineSeconds * 1000).toISOString() },
   });
 }
 
@@ -77,4 +96,9 @@ export function isRetryable(e: unknown): boolean {
   }
   if (RETRYABLE_ERRORS.has(err.name ?? '') || RETRYABLE_ERRORS.has(err.code ?? '')) return true;
   return (err.$metadata?.httpStatusCode ?? 0) >= 500;
+}
+
+/** For writes to an action that a racing lifecycle event may already have finished. */
+export function ignoreFinished(e: unknown): void {
+  if (!(isStratusError(e) && e.status === 409)) throw e;
 }

@@ -25,7 +25,14 @@ import {
   type TaskState,
   type VmState,
 } from '../states.ts';
-import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
+import {
+  NOTHING_PENDING,
+  driverContext,
+  expectLifecycle,
+  ignoreFinished,
+  isRetryable,
+  waitForDriver,
+} from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 
 /** What a failed driver call does to the instance (Nova's decorators). */
@@ -250,7 +257,11 @@ export function taskOperation(spec: TaskOperationSpec): OperationHandler<void> &
             progress: { [PROGRESS_RESULT]: JSON.stringify(spec.result(instance, rt)) },
           });
         }
-        if (result && result.status === 'pending') return; // the lifecycle event finishes it
+        if (result && result.status === 'pending') {
+          // The lifecycle event finishes it (it may already have).
+          await waitForDriver(rt, result.deadlineSeconds).catch(ignoreFinished);
+          return;
+        }
         await finish(rt, spec, result ? result.powerState : null);
       } catch (e) {
         if (e instanceof UnexpectedTaskStateError) {

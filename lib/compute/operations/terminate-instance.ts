@@ -17,7 +17,14 @@ import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
 import { type CommandRuntime, deliverCommitted, newAction } from '../runtime.ts';
 import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
-import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
+import {
+  NOTHING_PENDING,
+  driverContext,
+  expectLifecycle,
+  ignoreFinished,
+  isRetryable,
+  waitForDriver,
+} from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 
 const TERMINATE_EVENT = 'compute_terminate_instance';
@@ -205,7 +212,11 @@ export const terminateInstance: OperationHandler<void> = {
     try {
       await expectLifecycle(rt, 'stopped');
       const result = await rt.deps.driver.destroy(driverContext(rt), instance);
-      if (result.status === 'pending') return; // the driver's event finishes the delete
+      if (result.status === 'pending') {
+        // The driver's event finishes the delete (it may already have).
+        await waitForDriver(rt, result.deadlineSeconds).catch(ignoreFinished);
+        return;
+      }
       await finishDelete(rt);
     } catch (e) {
       if (isRetryable(e) || (isStratusError(e) && e instanceof UnexpectedTaskStateError)) throw e;
