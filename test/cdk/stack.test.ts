@@ -278,8 +278,7 @@ describe('tables', () => {
     });
   });
 
-  it('keys the state table as topology says, with TTL and the by-command index', () => {
-    const { byCommand } = TABLES.state.indexes;
+  it('keys the state table as topology says, with TTL and every index', () => {
     defaults.root.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       TableName: 'stratus-state',
       KeySchema: [
@@ -287,16 +286,14 @@ describe('tables', () => {
         { AttributeName: TABLES.state.sortKey, KeyType: 'RANGE' },
       ],
       TimeToLiveSpecification: { AttributeName: TABLES.state.ttlAttribute, Enabled: true },
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: byCommand.name,
-          KeySchema: [
-            { AttributeName: byCommand.partitionKey, KeyType: 'HASH' },
-            { AttributeName: byCommand.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
+      GlobalSecondaryIndexes: Object.values(TABLES.state.indexes).map((index) => ({
+        IndexName: index.name,
+        KeySchema: [
+          { AttributeName: index.partitionKey, KeyType: 'HASH' },
+          { AttributeName: index.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      })),
     });
     defaults.root.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       TableName: 'stratus-idempotency',
@@ -415,13 +412,17 @@ describe('least-privilege IAM', () => {
     });
   });
 
-  it('allows Query on the by-command index only, never on index/*', () => {
+  it('allows Query on the named indexes only, never on index/*', () => {
     const indexResources = statements
       .flatMap((s) => [s.Resource].flat())
       .map((r) => JSON.stringify(r))
       .filter((r) => r.includes('/index/'));
-    expect(indexResources.length).toBe(consumers.length);
-    for (const resource of indexResources) expect(resource).toContain('/index/by-command"');
+    const names = Object.values(TABLES.state.indexes).map((i) => i.name);
+    expect(indexResources.length).toBe(consumers.length * names.length);
+    for (const resource of indexResources) {
+      expect(names.some((n) => resource.includes(`/index/${n}"`))).toBe(true);
+      expect(resource).not.toContain('/index/*');
+    }
     const indexStatements = statements.filter((s) =>
       JSON.stringify(s.Resource).includes('/index/'),
     );
