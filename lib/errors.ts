@@ -24,6 +24,7 @@ export const ErrorCode = {
   // 500
   BuildAbort: 'BuildAbort',
   DriverError: 'DriverError',
+  LifecycleTimeout: 'LifecycleTimeout',
   InternalError: 'InternalError',
   ConfigError: 'ConfigError',
 } as const;
@@ -47,6 +48,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   NotSupported: 501,
   BuildAbort: 500,
   DriverError: 500,
+  LifecycleTimeout: 500,
   InternalError: 500,
   ConfigError: 500,
 };

@@ -33,6 +33,19 @@ export interface OperationHandler<P = unknown> {
   perform(rt: CommandRuntime): Promise<void>;
   /** Finishes a task left pending, from the driver's lifecycle event (same path as perform's finish). */
   complete?(rt: CommandRuntime, event: LifecycleEvent): Promise<void>;
+  /**
+   * The lifecycle event never came and the driver does not report the transition either: fail
+   * the task by the operation's own failure rule (the sweeper calls this after the deadline).
+   */
+  abandon?(rt: CommandRuntime, error: StratusError): Promise<void>;
+}
+
+/** The error a task gets when its lifecycle event never came. */
+export function lifecycleTimeout(instanceId: string, transition: string): StratusError {
+  return new StratusError(
+    ErrorCode.LifecycleTimeout,
+    `Timed out waiting for instance ${instanceId} to report '${transition}'`,
+  );
 }
 
 /** `admin` is honoured only from producers configured as admin producers (CONTRACT "Authorization"). */

@@ -287,6 +287,7 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
   operation: 'build_and_run_instance',
 
   complete: (rt, event) => finishSpawn(rt, POWER_STATE_FOR_TRANSITION[event.transition]),
+  abandon: (rt, error) => failBuild(rt, error),
 
   async prepare(rt, admin) {
     const brt = rt as BuildRuntime;

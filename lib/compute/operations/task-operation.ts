@@ -180,6 +180,7 @@ function checkState(spec: TaskOperationSpec, instance: Instance): void {
 
 export function taskOperation(spec: TaskOperationSpec): OperationHandler<void> & {
   complete(rt: CommandRuntime, event: LifecycleEvent): Promise<void>;
+  abandon(rt: CommandRuntime, error: StratusError): Promise<void>;
 } {
   const checksLock = spec.checksLock ?? true;
   return {
@@ -280,6 +281,10 @@ export function taskOperation(spec: TaskOperationSpec): OperationHandler<void> &
 
     async complete(rt, lifecycleEvent) {
       await finish(rt, spec, POWER_STATE_FOR_TRANSITION[lifecycleEvent.transition]);
+    },
+
+    async abandon(rt, error) {
+      await fail(rt, spec, error);
     },
   };
 }

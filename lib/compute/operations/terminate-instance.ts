@@ -145,6 +145,7 @@ export const terminateInstance: OperationHandler<void> = {
   operation: 'terminate_instance',
 
   complete: (rt) => finishDelete(rt),
+  abandon: (rt, error) => failDelete(rt, error),
 
   async prepare(rt, admin) {
     const instance = await loadOwnedInstance(rt, admin);
