@@ -81,6 +81,11 @@ export const ConfigSchema = z.strictObject({
   reclaim_instance_interval: withDefault(coercedInt(0), 0),
   shelved_offload_time: withDefault(coercedInt(-1), 0),
   sync_power_state_interval: withDefault(coercedInt(-1), 600),
+  /** Nova's [compute]max_disk_devices_to_attach: -1 unlimited; 0 is invalid. */
+  max_disk_devices_to_attach: withDefault(
+    coercedInt(-1).check(z.refine((n) => n !== 0, 'must be -1 (unlimited) or a positive count')),
+    -1,
+  ),
   /** SQS SenderIds (IAM user ids, or role ids `AROA…` matching any session) trusted to claim `admin`. */
   admin_producers: withDefault(z.array(z.string().check(z.minLength(1))), []),
   producer_principals: withDefault(z.array(z.string().check(z.minLength(1))), []),

@@ -96,7 +96,9 @@ export async function executeCommand(
       // moved on since `prepare` read it, nothing was changed and the command is rejected too.
       await handler.start(rt, await handler.prepare(rt, admin));
     } catch (e) {
-      if (!isStratusError(e) || e.status >= 500) throw e;
+      // A check that fails before anything changed is a rejection; that includes "the driver
+      // cannot do this" (501). Other server errors are retried.
+      if (!isStratusError(e) || (e.status >= 500 && e.code !== ErrorCode.NotSupported)) throw e;
       return { outcome: await rejectCommand(deps, command, e), duplicate: false };
     }
   }

@@ -67,6 +67,8 @@ export interface Instance {
   security_groups: string[];
   ports: InstancePort[];
   block_device_mapping: BlockDeviceMapping[];
+  /** The root disk's device (Nova's root_device_name), the prefix new volumes are named after. */
+  root_device_name?: string | null;
 
   vm_state: VmState;
   task_state: TaskState | null;

@@ -518,12 +518,14 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   private actionItem(action: ActionRecord): Record<string, unknown> {
-    const { subject, ...rest } = action;
+    const { subject, wait_until, ...rest } = action;
     return {
       ...actionKey(subject, action.command_id),
       subject_kind: subject.kind,
       subject_id: subject.id,
       ...rest,
+      // A NULL index key is invalid: only a waiting action carries the wait keys.
+      ...(wait_until ? { wait_until, wait_shard: waitShard(action.command_id) } : {}),
     };
   }
 

@@ -55,6 +55,8 @@ function initialInstance(rt: BuildRuntime, args: BuildArgs, now: string): Instan
       boot_index: b.boot_index ?? null,
       delete_on_termination: b.delete_on_termination,
     })),
+    root_device_name:
+      (args.block_device_mapping ?? []).find((b) => b.boot_index === 0)?.device_name ?? null,
     vm_state: VmState.BUILDING,
     task_state: TaskState.SCHEDULING,
     power_state: PowerState.NOSTATE,
