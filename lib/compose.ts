@@ -12,6 +12,7 @@ import type { ComputeDeps, Logger } from './compute/runtime.ts';
 import type { Config } from './config.ts';
 import { EventBridgePublisher, type NotificationPublisher } from './notifications/publisher.ts';
 import { NotificationLog } from './local/notification-log.ts';
+import { TeePublisher } from './local/tee-publisher.ts';
 import { DynamoDbStateStore } from './store/dynamodb-state-store.ts';
 import type { ComputeDriver } from './virt/driver.ts';
 import { createLifecycleSink } from './compute/lifecycle-transport.ts';
@@ -72,13 +73,15 @@ export function createPublisher(
   env: Record<string, string | undefined> = process.env,
 ): NotificationPublisher {
   const logPath = env.STRATUS_NOTIFICATIONS_LOG;
-  if (logPath && !env.AWS_ENDPOINT_URL_EVENTBRIDGE)
-    return new NotificationLog(logPath, config.event_source);
-  return new EventBridgePublisher({
+  const log = logPath ? new NotificationLog(logPath, config.event_source) : null;
+  if (log && !env.AWS_ENDPOINT_URL_EVENTBRIDGE) return log;
+  const bus = new EventBridgePublisher({
     client: clients.eventbridge,
     busName: config.event_bus,
     source: config.event_source,
   });
+  // The local plane with an EventBridge endpoint: publish there AND keep the log it prints.
+  return log ? new TeePublisher([bus, log]) : bus;
 }
 
 export function composeComputeDeps(

@@ -44,15 +44,33 @@ export interface DynamoDbLocalOptions {
   dataDir?: string;
 }
 
-export async function startDynamoDbLocal(
-  opts: DynamoDbLocalOptions = {},
-): Promise<RunningEmulator> {
-  if (findOnPath('java') === undefined) {
-    throw new Error(
+/** DynamoDB Local cannot run: there is no `java` on PATH. */
+export class JavaMissingError extends Error {
+  constructor() {
+    super(
       'DynamoDB Local needs Java 17+, but `java` is not on PATH. ' +
         'Install it with: apt-get install -y openjdk-17-jre-headless',
     );
+    this.name = 'JavaMissingError';
   }
+}
+
+/** An emulator was asked for a port that something else already listens on. */
+export class PortBusyError extends Error {
+  readonly service: string;
+  readonly port: number;
+  constructor(service: string, port: number) {
+    super(`${service} cannot start: port ${port} is busy (something already listens there)`);
+    this.name = 'PortBusyError';
+    this.service = service;
+    this.port = port;
+  }
+}
+
+export async function startDynamoDbLocal(
+  opts: DynamoDbLocalOptions = {},
+): Promise<RunningEmulator> {
+  if (findOnPath('java') === undefined) throw new JavaMissingError();
   const port = await choosePort('DynamoDB Local', opts.port);
   // The package cannot pass extra flags, so telemetry is switched off through the variable the
   // jar reads; spawn() copies process.env synchronously, so the change is undone right after.
@@ -76,6 +94,12 @@ export async function startDynamoDbLocal(
 
 export interface SqsEmulatorOptions {
   port?: number;
+  /**
+   * Directory for fauxqs's SQLite persistence: queues and messages (visible, delayed and in
+   * flight) are written through on every change and restored by the next start. In memory
+   * when absent.
+   */
+  dataDir?: string;
 }
 
 export async function startSqsEmulator(opts: SqsEmulatorOptions = {}): Promise<RunningEmulator> {
@@ -83,7 +107,11 @@ export async function startSqsEmulator(opts: SqsEmulatorOptions = {}): Promise<R
   // fauxqs runs inside this process and listens on 0.0.0.0 (hard-coded). Queue URLs it returns
   // look like http://sqs.<region>.localhost:<port>/...; SDK clients given an explicit endpoint
   // send to that endpoint, not to the queue URL's host, so the URLs work as opaque identifiers.
-  const server = await startFauxqs({ port, logger: false });
+  const server = await startFauxqs({
+    port,
+    logger: false,
+    ...(opts.dataDir === undefined ? {} : { dataDir: resolve(opts.dataDir) }),
+  });
   let stopped: Promise<void> | undefined;
   return {
     endpoint: `http://${LOOPBACK}:${server.port}`,
@@ -129,7 +157,7 @@ async function choosePort(name: string, requested: number | undefined): Promise<
   if (!(await isPortFree(requested))) {
     // Checked up front: otherwise the readiness poll could be answered by whatever already
     // holds the port, and we would hand out someone else's server.
-    throw new Error(`${name} cannot start: port ${requested} is busy (something already listens)`);
+    throw new PortBusyError(name, requested);
   }
   return requested;
 }
@@ -241,10 +269,14 @@ function installExitHooks(): void {
   process.on('exit', killAllNow);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {
+      // Someone else handles this signal (npm start's orderly shutdown, which stops the
+      // children itself once the work in flight is done): leave the children to them. The
+      // 'exit' hook still kills whatever is left when the process ends.
+      if (process.listenerCount(signal) > 1) return;
       killAllNow();
       process.off(signal, onSignal);
-      // Re-raise only if nobody else handles it, to keep the default "terminate" behaviour.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+      // Nobody else handles it: re-raise to keep the default "terminate" behaviour.
+      process.kill(process.pid, signal);
     };
     process.on(signal, onSignal);
   }

@@ -1,226 +1,174 @@
-// `npm start`: the control plane on one machine. DynamoDB Local and the SQS emulator start on
-// loopback, the deployment's tables and queues are created from lib/topology.ts, and the real
-// function handlers consume their queues exactly as the Lambda SQS event source would.
-// Notifications go to AWS_ENDPOINT_URL_EVENTBRIDGE when it is set, and to
-// .stratus/notifications.jsonl (printed as they happen) otherwise.
+// `npm start`: the control plane on one machine (lib/local/plane.ts), its endpoints printed as a
+// table and written to .stratus/endpoints.json, notifications printed as they happen, and
+// Ctrl-C stopping it cleanly: the event sources finish their batches in flight, then the
+// emulators stop, and the queued commands stay on disk for the next start.
 
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../config.ts';
+import { formatEventLine } from '../cli/format.ts';
+import type { Endpoints } from '../client/endpoints.ts';
+import { JavaMissingError, PortBusyError } from './emulators.ts';
+import { readNotificationLog } from './notification-log.ts';
 import {
-  IMPLEMENTED_OPERATIONS,
-  LIFECYCLE_FUNCTION,
-  type Operation,
-  operationFunction,
-  operationSlug,
-} from '../topology.ts';
-import { type RunningEmulator, startDynamoDbLocal, startSqsEmulator } from './emulators.ts';
-import { type SqsHandler, startEventSource } from './event-source.ts';
-import { type LocalTopology, provisionLocal } from './provision.ts';
-
-const REGION = 'us-east-1';
+  DEFAULT_DATA_DIR,
+  DEFAULT_DYNAMODB_PORT,
+  DEFAULT_SQS_PORT,
+  DataDirInUseError,
+  type LocalPlane,
+  startLocalPlane,
+} from './plane.ts';
 
 function usage(): string {
   return [
-    'usage: npm start [-- --memory] [--data-dir DIR]',
-    '  --memory      keep DynamoDB data in memory only (default: under .stratus/dynamodb)',
-    '  --data-dir    where local state lives (default: .stratus)',
+    'usage: npm start [-- [--memory] [--data-dir DIR] [--sqs-port N] [--dynamodb-port N]]',
+    '',
+    `  --memory          keep nothing on disk (default: data under ${DEFAULT_DATA_DIR}/)`,
+    `  --data-dir DIR    where endpoints.json, the notification log and the data live`,
+    `  --sqs-port N      SQS emulator port (default ${DEFAULT_SQS_PORT}, env STRATUS_LOCAL_SQS_PORT; 0 = any free port)`,
+    `  --dynamodb-port N DynamoDB Local port (default ${DEFAULT_DYNAMODB_PORT}, env STRATUS_LOCAL_DYNAMODB_PORT; 0 = any free port)`,
+    '',
+    'Configuration options are read from STRATUS_<OPTION> (see the README), e.g.',
+    '  STRATUS_NOTIFY_ON_STATE_CHANGE=vm_and_task_state npm start',
+    'AWS_ENDPOINT_URL_EVENTBRIDGE=<url> also publishes every notification there with PutEvents.',
   ].join('\n');
 }
 
-export interface Endpoints {
-  region: string;
-  sqs: {
-    endpoint: string;
-    queues: Partial<Record<Operation, string>>;
-    dlqs: Partial<Record<Operation, string>>;
-    lifecycle: string;
-  };
-  dynamodb: { endpoint: string; tables: Config['tables'] };
-  eventbridge: { endpoint: string | null; bus: string };
-  notifications_log: string | null;
+/** Thrown for a bad command line: printed with the usage. */
+class UsageError extends Error {}
+
+function portOption(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`${flag}: expected a port number 0-65535, got "${value}"`);
+  }
+  return port;
 }
 
-function endpointsOf(
-  config: Config,
-  topology: LocalTopology,
-  dynamodb: string,
-  sqs: string,
-  log: string | null,
-): Endpoints {
-  const ops = Object.entries(topology.queues) as [Operation, { url: string; dlqUrl: string }][];
-  return {
-    region: REGION,
-    sqs: {
-      endpoint: sqs,
-      queues: Object.fromEntries(ops.map(([op, q]) => [op, q.url])),
-      dlqs: Object.fromEntries(ops.map(([op, q]) => [op, q.dlqUrl])),
-      lifecycle: topology.lifecycle.url,
-    },
-    dynamodb: { endpoint: dynamodb, tables: config.tables },
-    eventbridge: {
-      endpoint: process.env.AWS_ENDPOINT_URL_EVENTBRIDGE ?? null,
-      bus: config.event_bus,
-    },
-    notifications_log: log,
-  };
-}
-
-function printTable(e: Endpoints): void {
+function printTable(e: Endpoints, dataDir: string, memory: boolean): void {
   const rows: [string, string][] = [
-    ['DynamoDB', e.dynamodb.endpoint],
-    ['SQS', e.sqs.endpoint],
-    ['EventBridge', e.eventbridge.endpoint ?? `(none: notifications in ${e.notifications_log})`],
+    ['DynamoDB', e.dynamodb.endpoint ?? ''],
+    ['SQS', e.sqs.endpoint ?? ''],
+    ['EventBridge', e.eventbridge.endpoint ?? '(none: notifications only in the log)'],
+    ['bus', e.eventbridge.bus],
+    ['notifications', e.notifications_log ?? ''],
+    ['data', memory ? '(memory only)' : dataDir],
     ...Object.entries(e.sqs.queues).map(([op, url]) => [`queue ${op}`, url] as [string, string]),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log('\nStratus control plane is up\n');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
-  console.log('\nEndpoints written to .stratus/endpoints.json. Ctrl-C stops.\n');
+  console.log(
+    `\nEndpoints written to ${dataDir}/endpoints.json. Try: npx stratus --help. Ctrl-C stops.\n`,
+  );
 }
 
-/** Prints notifications from the local log as they are appended. */
-function followNotifications(path: string): () => void {
-  let printed = 0;
-  const timer = setInterval(async () => {
-    const text = await readFile(path, 'utf8').catch(() => '');
-    const lines = text.split('\n').filter(Boolean);
-    for (const line of lines.slice(printed)) {
-      const e = JSON.parse(line) as {
-        'detail-type': string;
-        resources: string[];
-        detail: { payload: Record<string, unknown> };
-      };
-      const p = e.detail.payload;
-      const state = typeof p.state === 'string' ? ` ${p.state}/${p.state_description || '-'}` : '';
-      console.log(`  event  ${e['detail-type'].padEnd(34)} ${e.resources[0] ?? ''}${state}`);
-    }
-    printed = lines.length;
-  }, 500);
-  return () => clearInterval(timer);
-}
-
-export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      memory: { type: 'boolean', default: false },
-      'data-dir': { type: 'string', default: '.stratus' },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) {
-    console.log(usage());
-    return;
-  }
-  const dataDir = resolve(values['data-dir']);
-  await mkdir(dataDir, { recursive: true });
-  const emulators: RunningEmulator[] = [];
-  const stopAll = async () => {
-    for (const e of emulators.reverse()) await e.stop();
+/** Prints notifications from the local log as they are appended (not those of earlier runs). */
+async function followNotifications(path: string): Promise<{ stop(): Promise<void> }> {
+  let offset = (await stat(path).catch(() => ({ size: 0 }))).size;
+  let reading: Promise<void> = Promise.resolve();
+  const read = async () => {
+    const next = await readNotificationLog(path, offset);
+    offset = next.offset;
+    for (const event of next.events) console.log(formatEventLine(event));
   };
+  const timer = setInterval(() => {
+    reading = reading.then(read).catch(() => undefined);
+  }, 300);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await reading;
+      await read().catch(() => undefined);
+    },
+  };
+}
+
+/** The one line a user needs for the failures they can fix themselves. */
+function explain(e: unknown, flags: { sqs: string; dynamodb: string }): string {
+  if (e instanceof PortBusyError) {
+    const dynamo = /dynamo/i.test(e.service);
+    return (
+      `port ${e.port} for ${dynamo ? 'DynamoDB Local' : 'the SQS emulator'} is busy: is another ` +
+      `\`npm start\` running? Stop it, or choose another port: ` +
+      `npm start -- ${dynamo ? flags.dynamodb : flags.sqs} <port> (0 picks a free one)`
+    );
+  }
+  if (e instanceof DataDirInUseError) {
+    return `${e.message}: stop it first, or give this one its own --data-dir (or --memory)`;
+  }
+  if (e instanceof JavaMissingError || e instanceof UsageError) return e.message;
+  return (e as Error).message;
+}
+
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  let plane: LocalPlane | undefined;
+  const flags = { sqs: '--sqs-port', dynamodb: '--dynamodb-port' };
   try {
-    const dynamo = await startDynamoDbLocal(
-      values.memory ? {} : { dataDir: join(dataDir, 'dynamodb') },
-    );
-    emulators.push(dynamo);
-    const sqsEmulator = await startSqsEmulator();
-    emulators.push(sqsEmulator);
-
-    Object.assign(process.env, {
-      AWS_REGION: process.env.AWS_REGION ?? REGION,
-      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'local',
-      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'local',
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
-      AWS_ENDPOINT_URL_SQS: sqsEmulator.endpoint,
-      // Locally, metrics (CloudWatch EMF lines) are noise and logs show only what needs a look.
-      POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
-      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',
-    });
-    const config = loadConfig();
-    const sqs = new SQSClient({
-      endpoint: sqsEmulator.endpoint,
-      region: REGION,
-      useQueueUrlAsEndpoint: false,
-    });
-    const dynamodb = new DynamoDBClient({ endpoint: dynamo.endpoint, region: REGION });
-    const topology = await provisionLocal({
-      config,
-      sqs,
-      dynamodb,
-      // Locally a failed command is retried after its function timeout, not 6 ×.
-      visibilityTimeoutSeconds: operationFunction('build_and_run_instance').timeoutSeconds,
-    });
-    process.env.STRATUS_LIFECYCLE_QUEUE_URL = topology.lifecycle.url;
-    const log = process.env.AWS_ENDPOINT_URL_EVENTBRIDGE
-      ? null
-      : join(dataDir, 'notifications.jsonl');
-    if (log) process.env.STRATUS_NOTIFICATIONS_LOG = log;
-
-    const sources: { stop(): Promise<void> }[] = [];
-    const onError = (e: unknown) => console.error(`  error  ${(e as Error).message}`);
-    for (const op of IMPLEMENTED_OPERATIONS) {
-      const pair = topology.queues[op];
-      if (!pair) continue;
-      const mod = (await import(`../../functions/${operationSlug(op)}.ts`)) as {
-        handler: SqsHandler;
-      };
-      const s = operationFunction(op);
-      sources.push(
-        startEventSource({
-          sqs,
-          queueUrl: pair.url,
-          queueArn: pair.arn,
-          handler: mod.handler,
-          functionName: `${config.prefix}-${operationSlug(op)}`,
-          timeoutSeconds: s.timeoutSeconds,
-          batchSize: s.batchSize,
-          onError,
-        }),
-      );
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          memory: { type: 'boolean', default: false },
+          'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
+          'sqs-port': { type: 'string' },
+          'dynamodb-port': { type: 'string' },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+      }));
+    } catch (e) {
+      throw new UsageError((e as Error).message);
     }
-    const lifecycle = (await import('../../functions/lifecycle-events.ts')) as {
-      handler: SqsHandler;
-    };
-    sources.push(
-      startEventSource({
-        sqs,
-        queueUrl: topology.lifecycle.url,
-        queueArn: topology.lifecycle.arn,
-        handler: lifecycle.handler,
-        functionName: `${config.prefix}-lifecycle-events`,
-        timeoutSeconds: LIFECYCLE_FUNCTION.timeoutSeconds,
-        batchSize: LIFECYCLE_FUNCTION.batchSize,
-        onError,
-      }),
+    if (values.help) {
+      console.log(usage());
+      return 0;
+    }
+    const sqsPort = portOption(
+      flags.sqs,
+      values['sqs-port'] ?? process.env.STRATUS_LOCAL_SQS_PORT,
+      DEFAULT_SQS_PORT,
     );
-
-    const endpoints = endpointsOf(config, topology, dynamo.endpoint, sqsEmulator.endpoint, log);
-    await writeFile(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
-    printTable(endpoints);
-    const stopFollowing = log ? followNotifications(log) : () => undefined;
+    const dynamodbPort = portOption(
+      flags.dynamodb,
+      values['dynamodb-port'] ?? process.env.STRATUS_LOCAL_DYNAMODB_PORT,
+      DEFAULT_DYNAMODB_PORT,
+    );
+    plane = await startLocalPlane({
+      dataDir: values['data-dir'],
+      memory: values.memory,
+      sqsPort,
+      dynamodbPort,
+      onError: (e) => console.error(`  error  ${(e as Error).message}`),
+    });
+    printTable(plane.endpoints, values['data-dir'], values.memory);
+    const follower = await followNotifications(plane.endpoints.notifications_log ?? '');
 
     await new Promise<void>((done) => {
       const shutdown = () => {
-        console.log('\nStopping: finishing the batches in flight …');
+        console.log('\nStopping: finishing the batches in flight (Ctrl-C again to force) …');
         done();
       };
       process.once('SIGINT', shutdown);
       process.once('SIGTERM', shutdown);
     });
-    stopFollowing();
-    await Promise.all(sources.map((s) => s.stop()));
-  } finally {
-    await stopAll();
+    await plane.stop();
+    await follower.stop();
+    console.log(
+      values.memory
+        ? 'Stopped.'
+        : `Stopped. Queued commands and state are kept in ${values['data-dir']}/ for the next start.`,
+    );
+    return 0;
+  } catch (e) {
+    await plane?.stop().catch(() => undefined);
+    console.error(`stratus: ${explain(e, flags)}`);
+    if (e instanceof UsageError) console.error(usage());
+    return 1;
   }
 }
 
 if (import.meta.main) {
-  main().catch((e: unknown) => {
-    console.error(`stratus: ${(e as Error).message}`);
-    process.exit(1);
-  });
+  // Exit explicitly: everything has been stopped, and a stray handle must not keep us alive.
+  process.exit(await main());
 }

@@ -1,9 +1,18 @@
 // Creates the deployment's queues and tables on local endpoints from lib/topology.ts, the same
 // definitions the CDK stack reads: every implemented operation's queue and DLQ (with the
-// stack's redrive policy), the lifecycle queue, and the state and idempotency tables.
+// stack's redrive policy), the lifecycle queue, the state and idempotency tables and, when an
+// EventBridge endpoint is given, the notifications bus. Everything is idempotent: a restart on
+// a persisted data directory finds its queues (and the messages in them) where it left them.
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { CreateEventBusCommand, type EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  type SQSClient,
+  SetQueueAttributesCommand,
+} from '@aws-sdk/client-sqs';
 import type { Config } from '../config.ts';
 import { createIdempotencyTable, createStateTable } from '../store/tables.ts';
 import {
@@ -38,6 +47,8 @@ export interface ProvisionOptions {
   visibilityTimeoutSeconds?: number;
   /** Overrides maxReceiveCount (tests of the DLQ path). */
   maxReceiveCount?: number;
+  /** Creates the notifications bus there (an EventBridge-compatible endpoint) unless it exists. */
+  eventbridge?: EventBridgeClient;
 }
 
 async function queueArn(sqs: SQSClient, url: string): Promise<string> {
@@ -49,6 +60,31 @@ async function queueArn(sqs: SQSClient, url: string): Promise<string> {
   return arn;
 }
 
+/**
+ * Creates the queue, or brings an existing one (a restart on persisted data, perhaps with other
+ * options) to the wanted attributes: SQS refuses CreateQueue with different attributes.
+ */
+async function ensureQueue(
+  sqs: SQSClient,
+  name: string,
+  attributes: Record<string, string>,
+): Promise<string> {
+  try {
+    const url = (
+      await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))
+    ).QueueUrl;
+    if (!url) throw new Error(`could not create queue ${name}`);
+    return url;
+  } catch (e) {
+    const code = (e as Error).name;
+    if (code !== 'QueueNameExists' && code !== 'QueueAlreadyExists') throw e;
+    const url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    if (!url) throw new Error(`queue ${name} exists but has no URL`, { cause: e });
+    await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: attributes }));
+    return url;
+  }
+}
+
 export async function createQueuePair(
   sqs: SQSClient,
   name: string,
@@ -56,29 +92,22 @@ export async function createQueuePair(
   visibilityTimeoutSeconds: number,
   maxReceiveCount: number,
 ): Promise<QueuePair> {
-  const dlqUrl = (
-    await sqs.send(
-      new CreateQueueCommand({
-        QueueName: dlq,
-        Attributes: { MessageRetentionPeriod: String(14 * 24 * 3600) },
-      }),
-    )
-  ).QueueUrl;
-  if (!dlqUrl) throw new Error(`could not create ${dlq}`);
+  const dlqUrl = await ensureQueue(sqs, dlq, { MessageRetentionPeriod: String(14 * 24 * 3600) });
   const dlqArn = await queueArn(sqs, dlqUrl);
-  const url = (
-    await sqs.send(
-      new CreateQueueCommand({
-        QueueName: name,
-        Attributes: {
-          VisibilityTimeout: String(visibilityTimeoutSeconds),
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount }),
-        },
-      }),
-    )
-  ).QueueUrl;
-  if (!url) throw new Error(`could not create ${name}`);
+  const url = await ensureQueue(sqs, name, {
+    VisibilityTimeout: String(visibilityTimeoutSeconds),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount }),
+  });
   return { url, arn: await queueArn(sqs, url), dlqUrl, dlqArn };
+}
+
+/** The stack creates the bus in AWS; locally it is created on the configured endpoint. */
+export async function ensureEventBus(eventbridge: EventBridgeClient, name: string): Promise<void> {
+  try {
+    await eventbridge.send(new CreateEventBusCommand({ Name: name }));
+  } catch (e) {
+    if ((e as Error).name !== 'ResourceAlreadyExistsException') throw e;
+  }
 }
 
 export async function provisionLocal(o: ProvisionOptions): Promise<LocalTopology> {
@@ -106,5 +135,6 @@ export async function provisionLocal(o: ProvisionOptions): Promise<LocalTopology
     o.visibilityTimeoutSeconds ?? LIFECYCLE_FUNCTION.visibilityTimeoutSeconds,
     o.maxReceiveCount ?? LIFECYCLE_FUNCTION.maxReceiveCount,
   );
+  if (o.eventbridge) await ensureEventBus(o.eventbridge, config.event_bus);
   return { queues, lifecycle };
 }
