@@ -14,6 +14,8 @@ import { EventBridgePublisher, type NotificationPublisher } from './notification
 import { NotificationLog } from './local/notification-log.ts';
 import { TeePublisher } from './local/tee-publisher.ts';
 import { DynamoDbStateStore } from './store/dynamodb-state-store.ts';
+import { DynamoDbNodeStateStore } from './store/node-state-store.ts';
+import { createImageStore } from './images/dynamodb-image-store.ts';
 import type { ComputeDriver } from './virt/driver.ts';
 import { createLifecycleSink } from './compute/lifecycle-transport.ts';
 import { DynamoDbFakeHypervisorStore } from './virt/fake/dynamodb-store.ts';
@@ -98,5 +100,7 @@ export function composeComputeDeps(
     flavors: new FlavorCatalog(config.flavors),
     clock: () => new Date(),
     logger,
+    nodeState: new DynamoDbNodeStateStore(clients.doc, config.tables.state),
+    images: createImageStore(config, clients),
   };
 }

@@ -30,6 +30,8 @@ export const ErrorCode = {
   ComputeHostNotFound: 'ComputeHostNotFound',
   DevicePathInUse: 'DevicePathInUse',
   PortInUse: 'PortInUse',
+  InstanceNotRescuable: 'InstanceNotRescuable',
+  InstancePasswordSetFailed: 'InstancePasswordSetFailed',
   // 501
   NotSupported: 'NotSupported',
   // 500
@@ -57,6 +59,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   InstanceUpdateConflict: 409,
   InstanceExists: 409,
   NotSupported: 501,
+  InstanceNotRescuable: 400,
+  InstancePasswordSetFailed: 409,
   InvalidDevicePath: 400,
   InvalidVolume: 400,
   TooManyDiskDevices: 403,

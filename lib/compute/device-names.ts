@@ -25,7 +25,9 @@ export const UNLIMITED_DISK_DEVICES = -1;
  * HTTP status). Until then the outcome carries the right status under the nearest existing code.
  */
 export function novaErrorCode(name: string, fallback: ErrorCode): ErrorCode {
-  return Object.hasOwn(ErrorCode, name) ? (ErrorCode as Record<string, ErrorCode>)[name]! : fallback;
+  return Object.hasOwn(ErrorCode, name)
+    ? (ErrorCode as Record<string, ErrorCode>)[name]!
+    : fallback;
 }
 
 /** Nova's InvalidDevicePath (400). */

@@ -25,6 +25,8 @@ import {
   type StateStore,
 } from '../store/state-store.ts';
 import type { ComputeDriver } from '../virt/driver.ts';
+import type { NodeStateStore } from '../store/node-state-store.ts';
+import type { ImageStore } from '../images/image-store.ts';
 import type { FlavorCatalog } from './flavors.ts';
 import type { Instance } from './instance.ts';
 
@@ -44,6 +46,10 @@ export interface ComputeDeps {
   flavors: FlavorCatalog;
   clock: () => Date;
   logger: Logger;
+  /** Nodes' enabled / maintenance flags (host operations, the scheduler). */
+  nodeState?: NodeStateStore;
+  /** Images made by snapshot, backup and shelve (Nova's Glance). */
+  images?: ImageStore;
 }
 
 /** The subject an action is filed under (CONTRACT: instance operations under their instance). */

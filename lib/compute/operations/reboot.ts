@@ -21,12 +21,12 @@ import {
   InstanceNotFoundError,
   StratusError,
   UnexpectedTaskStateError,
-  isStratusError,
 } from '../../errors.ts';
+import type { Notification } from '../../notifications/notification.ts';
 import type { ActionEvent } from '../../store/state-store.ts';
 import type { RebootType } from '../../virt/driver.ts';
 import type { OperationHandler } from '../executor.ts';
-import type { Instance } from '../instance.ts';
+import type { Instance, InstanceChanges } from '../instance.ts';
 import { type CommandRuntime, deliverCommitted, newAction } from '../runtime.ts';
 import {
   ALLOW_HARD_REBOOT,
@@ -37,7 +37,14 @@ import {
   TaskState,
   VmState,
 } from '../states.ts';
-import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
+import {
+  NOTHING_PENDING,
+  driverContext,
+  expectLifecycle,
+  ignoreFinished,
+  isRetryable,
+  waitForDriver,
+} from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 
 const REBOOT_EVENT = 'compute_reboot_instance';
@@ -72,6 +79,13 @@ const HARD: RebootSteps = {
   taskStates: ALLOW_REBOOT,
 };
 
+const SOFT_AND_HARD_STATES: readonly TaskState[] = [SOFT, HARD].flatMap((s) => [
+  s.requested,
+  s.pending,
+  s.started,
+]);
+const STARTED_STATES: readonly TaskState[] = [SOFT.started, HARD.started];
+
 /** The reboot a task_state belongs to (null: not a reboot's). */
 function stepsOf(task: TaskState | null): RebootSteps | null {
   for (const steps of [SOFT, HARD]) {
@@ -92,12 +106,8 @@ function ownedSteps(rt: CommandRuntime, current: Instance): RebootSteps {
   return steps;
 }
 
-const SOFT_AND_HARD_STATES: readonly TaskState[] = [SOFT, HARD].flatMap((s) => [
-  s.requested,
-  s.pending,
-  s.started,
-]);
-const STARTED_STATES: readonly TaskState[] = [SOFT.started, HARD.started];
+// ── Shared by the family's other modules (rescue, soft delete, maintenance), which bundle
+//    this one; they belong in common.ts, beside terminate's copy of endPreemptedCommand. ──────
 
 /** Nova's _get_power_state: the driver's view, NOSTATE for a guest it does not know. */
 export async function currentPowerState(
@@ -112,6 +122,7 @@ export async function currentPowerState(
   }
 }
 
+/** An instance action event (`compute_<method>`) that starts and finishes now. */
 export function actionEvent(
   rt: CommandRuntime,
   event: string,
@@ -128,10 +139,8 @@ export async function endAsPreempted(
 ): Promise<void> {
   await rt.deps.store
     .recordOnAction(rt.subject, rt.command.command_id, { finish: rt.outcome('failed', error) })
-    .catch((x: unknown) => {
-      // It was already ended by the command that took its task.
-      if (!(isStratusError(x) && x.status === 409)) throw x;
-    });
+    // It was already ended by the command that took its task.
+    .catch(ignoreFinished);
 }
 
 /**
@@ -161,11 +170,13 @@ export async function endPreemptedCommand(
       },
     });
   } catch (e) {
-    if (!(isStratusError(e) && e.status === 409)) throw e;
+    ignoreFinished(e);
     return; // it finished first
   }
   await deliverCommitted(rt.deps, subject, commandId);
 }
+
+// ── reboot ───────────────────────────────────────────────────────────────────────────────────
 
 function requestedSteps(rt: CommandRuntime): RebootSteps {
   return (rt.command.args as ArgsOf<'reboot_instance'>).reboot_type === 'HARD' ? HARD : SOFT;
@@ -200,11 +211,9 @@ async function finishReboot(rt: CommandRuntime, powerState: PowerState): Promise
  * sends reboot.error and finishes the reboot (ACTIVE, reboot.end). Otherwise the instance is
  * ERROR (and Nova sends no reboot.error).
  */
-async function failDriverReboot(
-  rt: CommandRuntime,
-  instance: Instance,
-  error: unknown,
-): Promise<void> {
+async function failDriverReboot(rt: CommandRuntime, error: unknown): Promise<void> {
+  const instance = await rt.deps.store.getInstance(rt.command.instance_id);
+  if (!instance) throw new InstanceNotFoundError(rt.command.instance_id);
   let power: PowerState | null;
   try {
     power = await currentPowerState(rt, instance);
@@ -267,8 +276,8 @@ async function advance(
   rt: CommandRuntime,
   from: TaskState,
   to: TaskState,
-  extra: (current: Instance) => Partial<Instance>,
-  before: (next: Instance) => ReturnType<CommandRuntime['notify']>[] = () => [],
+  extra: (current: Instance) => InstanceChanges,
+  before: (next: Instance) => Notification[] = () => [],
 ): Promise<Instance> {
   const res = await rt.deps.store.updateInstance({
     instanceId: rt.command.instance_id,
@@ -284,9 +293,7 @@ async function advance(
   return res.new;
 }
 
-export const rebootInstance: OperationHandler<void> & {
-  complete(rt: CommandRuntime, event: { transition: keyof typeof POWER_STATE_FOR_TRANSITION }): Promise<void>;
-} = {
+export const rebootInstance: OperationHandler<void> = {
   operation: 'reboot_instance',
 
   async prepare(rt, admin) {
@@ -339,11 +346,7 @@ export const rebootInstance: OperationHandler<void> & {
       await endPreemptedCommand(
         rt,
         preempted,
-        new UnexpectedTaskStateError(
-          rt.command.instance_id,
-          [res.old.task_state],
-          steps.requested,
-        ),
+        new UnexpectedTaskStateError(rt.command.instance_id, [res.old.task_state], steps.requested),
         `A hard reboot (${rt.command.command_id}) took the task before the operation finished.`,
       );
     }
@@ -374,17 +377,26 @@ export const rebootInstance: OperationHandler<void> & {
       await expectLifecycle(rt, 'started');
       driverAsked = true;
       const result = await rt.deps.driver.reboot(driverContext(rt), instance, steps.type);
-      if (result.status === 'pending') return; // the lifecycle event finishes it
+      if (result.status === 'pending') {
+        // The lifecycle event finishes it (it may already have).
+        await waitForDriver(rt, result.deadlineSeconds).catch(ignoreFinished);
+        return;
+      }
       await finishReboot(rt, result.powerState);
     } catch (e) {
       if (e instanceof UnexpectedTaskStateError) return endAsPreempted(rt, e);
       if (isRetryable(e) || !instance) throw e;
-      if (driverAsked) await failDriverReboot(rt, instance, e);
+      if (driverAsked) await failDriverReboot(rt, e);
       else await revertReboot(rt, instance, e);
     }
   },
 
   async complete(rt, event) {
     await finishReboot(rt, POWER_STATE_FOR_TRANSITION[event.transition]);
+  },
+
+  /** The guest never reported the reboot: Nova's rule for a failed reboot decides. */
+  async abandon(rt, error) {
+    await failDriverReboot(rt, error);
   },
 };

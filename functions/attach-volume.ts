@@ -1,0 +1,4 @@
+import { attachVolume } from '../lib/compute/operations/volumes.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(attachVolume);

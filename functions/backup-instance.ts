@@ -1,0 +1,4 @@
+import { backupInstance } from '../lib/compute/operations/snapshot.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(backupInstance);

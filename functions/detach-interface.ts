@@ -1,0 +1,4 @@
+import { detachInterface } from '../lib/compute/operations/interfaces.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(detachInterface);

@@ -1,0 +1,4 @@
+import { getConsoleOutput } from '../lib/compute/operations/informational.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(getConsoleOutput);

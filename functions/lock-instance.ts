@@ -1,0 +1,4 @@
+import { lockInstance } from '../lib/compute/operations/lock.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(lockInstance);

@@ -1,0 +1,4 @@
+import { pauseInstance } from '../lib/compute/operations/power-states.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(pauseInstance);

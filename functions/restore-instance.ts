@@ -1,0 +1,4 @@
+import { restoreInstance } from '../lib/compute/operations/soft-delete.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(restoreInstance);

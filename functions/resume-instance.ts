@@ -1,0 +1,4 @@
+import { resumeInstance } from '../lib/compute/operations/power-states.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(resumeInstance);

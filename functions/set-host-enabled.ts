@@ -1,0 +1,4 @@
+import { setHostEnabled } from '../lib/compute/operations/hosts.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(setHostEnabled);

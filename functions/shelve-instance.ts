@@ -1,0 +1,4 @@
+import { shelveInstance } from '../lib/compute/operations/shelve.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(shelveInstance);

@@ -1,0 +1,4 @@
+import { triggerCrashDump } from '../lib/compute/operations/maintenance.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(triggerCrashDump);
