@@ -15,6 +15,7 @@ import { NotificationLog } from './local/notification-log.ts';
 import { TeePublisher } from './local/tee-publisher.ts';
 import { DynamoDbStateStore } from './store/dynamodb-state-store.ts';
 import { DynamoDbNodeStateStore } from './store/node-state-store.ts';
+import { DynamoDbMigrationStore } from './store/migration-store.ts';
 import { createImageStore } from './images/dynamodb-image-store.ts';
 import type { ComputeDriver } from './virt/driver.ts';
 import { createLifecycleSink } from './compute/lifecycle-transport.ts';
@@ -102,5 +103,6 @@ export function composeComputeDeps(
     logger,
     nodeState: new DynamoDbNodeStateStore(clients.doc, config.tables.state),
     images: createImageStore(config, clients),
+    migrations: new DynamoDbMigrationStore(clients.doc, config.tables.state),
   };
 }

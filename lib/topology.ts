@@ -86,6 +86,11 @@ export const IMPLEMENTED_OPERATIONS: readonly Operation[] = [
   'shelve_instance',
   'shelve_offload_instance',
   'unshelve_instance',
+  'resize_instance',
+  'confirm_resize',
+  'revert_resize',
+  'migrate_instance',
+  'live_migrate_instance',
 ];
 
 /** Operations that address a node (host) rather than an instance. */

@@ -27,6 +27,7 @@ import {
 import type { ComputeDriver } from '../virt/driver.ts';
 import type { NodeStateStore } from '../store/node-state-store.ts';
 import type { ImageStore } from '../images/image-store.ts';
+import type { MigrationStore } from '../store/migration-store.ts';
 import type { FlavorCatalog } from './flavors.ts';
 import type { Instance } from './instance.ts';
 
@@ -50,6 +51,8 @@ export interface ComputeDeps {
   nodeState?: NodeStateStore;
   /** Images made by snapshot, backup and shelve (Nova's Glance). */
   images?: ImageStore;
+  /** Nova's Migration records (resize, cold and live migration). */
+  migrations?: MigrationStore;
 }
 
 /** The subject an action is filed under (CONTRACT: instance operations under their instance). */

@@ -305,15 +305,17 @@ export class InMemoryMigrationStore implements MigrationStore {
   }
 
   async list(instanceId: string): Promise<Migration[]> {
-    return [...this.items.values()]
-      .filter((m) => m.instance_id === instanceId)
-      // Newest first, in the sort key's code-unit order, as DynamoDB returns them.
-      .sort((a, b) => {
-        const x = migrationKey(a).sk;
-        const y = migrationKey(b).sk;
-        return x < y ? 1 : x > y ? -1 : 0;
-      })
-      .map((m) => structuredClone(m));
+    return (
+      [...this.items.values()]
+        .filter((m) => m.instance_id === instanceId)
+        // Newest first, in the sort key's code-unit order, as DynamoDB returns them.
+        .sort((a, b) => {
+          const x = migrationKey(a).sk;
+          const y = migrationKey(b).sk;
+          return x < y ? 1 : x > y ? -1 : 0;
+        })
+        .map((m) => structuredClone(m))
+    );
   }
 
   async changeStatus(change: MigrationStatusChange): Promise<Migration> {

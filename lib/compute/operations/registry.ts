@@ -14,6 +14,7 @@ import {
   injectNetworkInfo,
   removeFixedIpFromInstance,
 } from './interfaces.ts';
+import { liveMigrateInstance } from './live-migration.ts';
 import { lockInstance, unlockInstance } from './lock.ts';
 import { setAdminPassword, triggerCrashDump } from './maintenance.ts';
 import { pauseInstance, resumeInstance, suspendInstance, unpauseInstance } from './power-states.ts';
@@ -22,6 +23,7 @@ import { rebuildInstance } from './rebuild.ts';
 import { shelveInstance, shelveOffloadInstance, unshelveInstance } from './shelve.ts';
 import { backupInstance, snapshotInstance } from './snapshot.ts';
 import { rescueInstance, unrescueInstance } from './rescue.ts';
+import { confirmResize, migrateInstance, resizeInstance, revertResize } from './resize.ts';
 import { restoreInstance, softDeleteInstance } from './soft-delete.ts';
 import { startInstance, stopInstance } from './power.ts';
 import { attachVolume, detachVolume, swapVolume } from './volumes.ts';
@@ -63,4 +65,9 @@ export const OPERATION_HANDLERS: Partial<Record<Operation, OperationHandler>> = 
   shelve_instance: shelveInstance,
   shelve_offload_instance: shelveOffloadInstance,
   unshelve_instance: unshelveInstance,
+  resize_instance: resizeInstance,
+  confirm_resize: confirmResize,
+  revert_resize: revertResize,
+  migrate_instance: migrateInstance,
+  live_migrate_instance: liveMigrateInstance,
 };

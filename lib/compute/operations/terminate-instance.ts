@@ -26,6 +26,7 @@ import {
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
+import { settleMovesForDelete } from './resize.ts';
 
 const TERMINATE_EVENT = 'compute_terminate_instance';
 const DELETABLE_TASK_STATES = [
@@ -211,6 +212,9 @@ export const terminateInstance: OperationHandler<void> = {
 
     if (!instance.host) return finishDelete(rt);
     try {
+      // Nova confirms a finished resize before a delete and settles a move it cuts into, so no
+      // guest stays behind on the move's other node.
+      await settleMovesForDelete(rt, instance);
       await expectLifecycle(rt, 'stopped');
       const result = await rt.deps.driver.destroy(driverContext(rt), instance);
       if (result.status === 'pending') {

@@ -897,6 +897,15 @@ export class FakeDriver extends BaseComputeDriver {
     }
   }
 
+  /** Nova's manager calls it after every live migration; the fake has nothing left on the source. */
+  override async postLiveMigrationAtSource(
+    _ctx: DriverContext,
+    _instance: Instance,
+    _networkInfo: InstancePort[],
+  ): Promise<void> {
+    this.enter('postLiveMigrationAtSource');
+  }
+
   /** Makes sure the destination knows the guest (Nova's fake spawns it there). */
   override async postLiveMigrationAtDestination(
     ctx: DriverContext,

@@ -1,0 +1,4 @@
+import { confirmResize } from '../lib/compute/operations/resize.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(confirmResize);

@@ -1,0 +1,4 @@
+import { migrateInstance } from '../lib/compute/operations/resize.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(migrateInstance);

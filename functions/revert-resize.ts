@@ -1,0 +1,4 @@
+import { revertResize } from '../lib/compute/operations/resize.ts';
+import { commandHandler } from './commons/command-handler.ts';
+
+export const handler = commandHandler(revertResize);
