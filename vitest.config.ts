@@ -11,6 +11,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/cdk/**/*.test.ts'],
+          // Synthesizing the whole stack (~40 functions) takes seconds on a loaded 2-core machine.
+          testTimeout: 120_000,
         },
       },
       {

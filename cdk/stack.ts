@@ -17,6 +17,7 @@ import { LifecycleEvents } from './constructs/lifecycle-events.ts';
 import { NotificationBus } from './constructs/notification-bus.ts';
 import type { OperationPipeline } from './constructs/operation-pipeline.ts';
 import { OperationsStack, operationChunks, pascalCase } from './constructs/operations-stack.ts';
+import { PeriodicTasks } from './constructs/periodic-tasks.ts';
 import { StateTables } from './constructs/state-tables.ts';
 import {
   type DeploymentOptions,
@@ -45,6 +46,7 @@ export class StratusStack extends Stack {
   readonly notifications: NotificationBus;
   readonly alarmTopic: ITopic;
   readonly lifecycle: LifecycleEvents;
+  readonly periodicTasks: PeriodicTasks;
   readonly operationStacks: readonly OperationsStack[];
   readonly pipelines: readonly OperationPipeline[];
 
@@ -98,6 +100,8 @@ export class StratusStack extends Stack {
       ...shared,
       bus: this.notifications.bus,
     });
+
+    this.periodicTasks = new PeriodicTasks(this, 'PeriodicTasks', shared);
 
     const settingsOf = props.functionSettings ?? operationFunction;
     this.operationStacks = operationChunks(props.operations ?? IMPLEMENTED_OPERATIONS).map(

@@ -16,6 +16,7 @@ import { TeePublisher } from './local/tee-publisher.ts';
 import { DynamoDbStateStore } from './store/dynamodb-state-store.ts';
 import { DynamoDbNodeStateStore } from './store/node-state-store.ts';
 import { DynamoDbMigrationStore } from './store/migration-store.ts';
+import { DynamoDbNodeStore } from './resources/dynamodb-node-store.ts';
 import { createImageStore } from './images/dynamodb-image-store.ts';
 import type { ComputeDriver } from './virt/driver.ts';
 import { createLifecycleSink } from './compute/lifecycle-transport.ts';
@@ -104,5 +105,6 @@ export function composeComputeDeps(
     nodeState: new DynamoDbNodeStateStore(clients.doc, config.tables.state),
     images: createImageStore(config, clients),
     migrations: new DynamoDbMigrationStore(clients.doc, config.tables.state),
+    nodes: new DynamoDbNodeStore(clients.doc, config.tables.state),
   };
 }

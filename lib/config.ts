@@ -74,6 +74,8 @@ export const ConfigSchema = z.strictObject({
   reserved_host_cpus: withDefault(coercedInt(0), 0),
   reserved_host_memory_mb: withDefault(coercedInt(0), 512),
   reserved_host_disk_mb: withDefault(coercedInt(0), 0),
+  /** Nova's [filter_scheduler] ram_weight_multiplier: > 0 spreads by free RAM, < 0 packs. */
+  ram_weight_multiplier: withDefault(coercedNumber(), 1.0),
   instance_build_timeout: withDefault(coercedInt(0), 0),
   reboot_timeout: withDefault(coercedInt(0), 0),
   rescue_timeout: withDefault(coercedInt(0), 0),

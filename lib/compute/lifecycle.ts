@@ -20,7 +20,7 @@ import {
 export type LifecycleResult = 'completed' | 'ignored';
 
 /** Rebuilds enough of the owning command to finish it (args are not stored: they may hold secrets). */
-function commandOf(action: ActionRecord): Command {
+export function commandOf(action: ActionRecord): Command {
   return {
     version: 1,
     command_id: action.command_id,
@@ -35,6 +35,14 @@ function commandOf(action: ActionRecord): Command {
     args: {} as Command['args'],
     ...(action.reply_to ? { reply_to: action.reply_to } : {}),
   };
+}
+
+/**
+ * The runtime that finishes an action's task outside the command's own run: from a lifecycle
+ * event here, or from the periodic sweeper when the event never came.
+ */
+export function runtimeForAction(deps: ComputeDeps, action: ActionRecord): CommandRuntime {
+  return new CommandRuntime(deps, commandOf(action));
 }
 
 export async function handleLifecycleEvent(
@@ -69,7 +77,7 @@ export async function handleLifecycleEvent(
   if (!isOperation(action.operation)) return 'ignored';
   const handler = OPERATION_HANDLERS[action.operation];
   if (!handler?.complete) return 'ignored';
-  const rt = new CommandRuntime(deps, commandOf(action));
+  const rt = runtimeForAction(deps, action);
   try {
     await handler.complete(rt, event);
   } catch (e) {

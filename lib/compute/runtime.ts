@@ -28,6 +28,7 @@ import type { ComputeDriver } from '../virt/driver.ts';
 import type { NodeStateStore } from '../store/node-state-store.ts';
 import type { ImageStore } from '../images/image-store.ts';
 import type { MigrationStore } from '../store/migration-store.ts';
+import type { NodeStore } from '../resources/node-store.ts';
 import type { FlavorCatalog } from './flavors.ts';
 import type { Instance } from './instance.ts';
 
@@ -53,6 +54,8 @@ export interface ComputeDeps {
   images?: ImageStore;
   /** Nova's Migration records (resize, cold and live migration). */
   migrations?: MigrationStore;
+  /** Compute nodes' inventories, usage and resource claims (the resource tracker). */
+  nodes?: NodeStore;
 }
 
 /** The subject an action is filed under (CONTRACT: instance operations under their instance). */

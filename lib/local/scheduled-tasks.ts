@@ -1,8 +1,8 @@
 // The local control plane's clock (CONTRACT §3): scheduled work — Nova's periodic tasks and the
 // usage audit, EventBridge Scheduler rules in a deployment — runs here every
-// `local_tick_seconds`. LOCAL_SCHEDULED_TASKS is where such a task is registered once it
-// exists; today there is none, so the ticker runs nothing.
+// `local_tick_seconds`. LOCAL_SCHEDULED_TASKS is where such a task is registered.
 
+import { LOCAL_PERIODIC_TASKS } from '../compute/periodic/local.ts';
 import type { Config } from '../config.ts';
 
 export interface ScheduledTaskContext {
@@ -16,8 +16,8 @@ export interface ScheduledTask {
   run(context: ScheduledTaskContext): Promise<void>;
 }
 
-/** Register periodic tasks and the usage audit here (empty until they are built). */
-export const LOCAL_SCHEDULED_TASKS: readonly ScheduledTask[] = [];
+/** Nova's periodic tasks (and, once it exists, the usage audit) on the local clock. */
+export const LOCAL_SCHEDULED_TASKS: readonly ScheduledTask[] = [LOCAL_PERIODIC_TASKS];
 
 export interface SchedulerOptions {
   tasks: readonly ScheduledTask[];

@@ -38,6 +38,9 @@ function templateOf(consumer: QueueConsumer): Template {
 }
 
 const consumers: QueueConsumer[] = [...defaults.stack.pipelines, defaults.stack.lifecycle];
+/** Functions that are not queue consumers: the scheduled periodic-tasks function. */
+const scheduled = [defaults.stack.periodicTasks];
+const functionCount = consumers.length + scheduled.length;
 
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
 function policyStatements(templates: Template[]): Statement[] {
@@ -99,7 +102,8 @@ describe('operation pipelines', () => {
     const tlsOnly = resourcesOfType(defaults.all, 'AWS::SQS::QueuePolicy').filter(([, policy]) =>
       JSON.stringify(policy.Properties).includes('"aws:SecureTransport":"false"'),
     );
-    expect(queues).toBe(2 * consumers.length);
+    // A queue and DLQ per consumer, and the periodic-tasks schedule's DLQ.
+    expect(queues).toBe(2 * consumers.length + scheduled.length);
     expect(tlsOnly).toHaveLength(queues);
   });
 
@@ -157,7 +161,7 @@ describe('functions', () => {
   const functions = resourcesOfType(defaults.all, 'AWS::Lambda::Function');
 
   it('runs every function on nodejs24.x / arm64 with source maps and Powertools settings', () => {
-    expect(functions).toHaveLength(consumers.length);
+    expect(functions).toHaveLength(functionCount);
     for (const [, fn] of functions) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
@@ -179,7 +183,7 @@ describe('functions', () => {
   });
 
   it('gives each function its own log group with the configured retention', () => {
-    expect(resourcesOfType(defaults.all, 'AWS::Logs::LogGroup')).toHaveLength(consumers.length);
+    expect(resourcesOfType(defaults.all, 'AWS::Logs::LogGroup')).toHaveLength(functionCount);
     for (const template of defaults.all) {
       template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
     }
@@ -202,7 +206,9 @@ describe('functions', () => {
 describe('alarms', () => {
   it('watches every queue and function, sending to the alarm topic', () => {
     const alarms = resourcesOfType(defaults.all, 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(4 * consumers.length);
+    expect(alarms).toHaveLength(
+      4 * consumers.length + scheduled.reduce((n, s) => n + s.alarms.length, 0),
+    );
     for (const [, alarm] of alarms) {
       expect(alarm.Properties).toMatchObject({
         TreatMissingData: 'notBreaching',
@@ -395,7 +401,8 @@ describe('least-privilege IAM', () => {
     const rootPut = policyStatements([defaults.root]).filter((s) =>
       actionsOf(s).includes('events:PutEvents'),
     );
-    expect(rootPut.map((s) => s.Resource)).toEqual([busArn]);
+    // The lifecycle and periodic-tasks functions live in the root stack.
+    expect(rootPut.map((s) => s.Resource)).toEqual([busArn, busArn]);
 
     defaults.stack.operationStacks.forEach((nestedStack, i) => {
       const puts = policyStatements([defaults.nested[i]!]).filter((s) =>
@@ -418,7 +425,7 @@ describe('least-privilege IAM', () => {
       .map((r) => JSON.stringify(r))
       .filter((r) => r.includes('/index/'));
     const names = Object.values(TABLES.state.indexes).map((i) => i.name);
-    expect(indexResources.length).toBe(consumers.length * names.length);
+    expect(indexResources.length).toBe(functionCount * names.length);
     for (const resource of indexResources) {
       expect(names.some((n) => resource.includes(`/index/${n}"`))).toBe(true);
       expect(resource).not.toContain('/index/*');
@@ -430,8 +437,15 @@ describe('least-privilege IAM', () => {
   });
 
   it('lets reply_to go to queues of the same account and region by default, or to the configured ARNs', () => {
-    const replies = statements.filter((s) => actionsOf(s).includes('sqs:SendMessage'));
-    expect(replies).toHaveLength(consumers.length);
+    // The periodic-tasks schedule's role sends to its DLQ: not a reply.
+    const scheduleDlq = JSON.stringify({
+      'Fn::GetAtt': [logicalId(defaults.stack.periodicTasks.deadLetterQueue), 'Arn'],
+    });
+    const isReply = (s: Statement) =>
+      actionsOf(s).includes('sqs:SendMessage') && JSON.stringify(s.Resource) !== scheduleDlq;
+    const replies = statements.filter(isReply);
+    // The periodic tasks answer reply_to when the sweeper settles a producer's command.
+    expect(replies).toHaveLength(functionCount);
     for (const reply of replies) {
       expect(JSON.stringify(reply.Resource)).toBe(
         JSON.stringify({
@@ -453,13 +467,13 @@ describe('least-privilege IAM', () => {
     const arns = ['arn:aws:sqs:us-east-1:123456789012:nova-replies'];
     const narrowed = policyStatements(
       synth({}, { reply_queue_arns: JSON.stringify(arns) }).all,
-    ).filter((s) => actionsOf(s).includes('sqs:SendMessage'));
+    ).filter(isReply);
     for (const reply of narrowed) expect(reply.Resource).toEqual(arns[0]);
   });
 
   it('lets functions write only to their own log group', () => {
     const logs = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
-    expect(logs).toHaveLength(consumers.length);
+    expect(logs).toHaveLength(functionCount);
     for (const s of logs) {
       expect(actionsOf(s).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
       expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/Logs/), 'Arn'] });

@@ -10,7 +10,8 @@ import { ErrorCode, StratusError, UnexpectedTaskStateError, isStratusError } fro
 import type { DriverResult } from '../../virt/driver.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
-import { selectNode } from '../node-selection.ts';
+import { dropInstanceClaims } from '../../resources/claims.ts';
+import { selectAndClaim } from '../../resources/scheduler.ts';
 import type { CommandRuntime } from '../runtime.ts';
 import { newAction } from '../runtime.ts';
 import { POWER_STATE_FOR_TRANSITION, PowerState, TaskState, VmState } from '../states.ts';
@@ -222,6 +223,8 @@ export async function failBuild(rt: CommandRuntime, error: unknown): Promise<voi
     if (!isPreemption(e)) throw e;
     return preempted(rt, e);
   }
+  // Nova aborts the instance claim of a failed build: its resources are free again.
+  if (current?.node) await dropInstanceClaims(rt.deps, rt.command.instance_id, [current.node]);
   // The failure is recorded; now clean up what the spawn may have left behind (Nova destroys it
   // too). Cleanup comes second so a crash here cannot make a redelivery spawn again. A guest
   // that survives a failed cleanup is destroyed when the ERROR instance is deleted.
@@ -340,14 +343,22 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
         }
         switch (instance.task_state) {
           case TaskState.SCHEDULING: {
-            const placement = await selectNode(
-              rt.deps,
-              driverContext(rt),
-              brt.command.args,
-              instance,
-            );
+            // The resource tracker picks a node and claims the flavor there in one
+            // transaction (no over-commit); a redelivered build gets its own claim back.
+            const { args } = brt.command;
+            const placed = await selectAndClaim(rt.deps, instance, {
+              ...(args.node !== undefined ? { node: args.node } : {}),
+              ...(args.availability_zone !== undefined
+                ? { availability_zone: args.availability_zone }
+                : {}),
+              ctx: driverContext(rt),
+            });
             instance = await step(brt, TaskState.SCHEDULING, null, {
-              changes: { host: rt.deps.config.host, ...placement },
+              changes: {
+                host: rt.deps.config.host,
+                node: placed.node,
+                availability_zone: placed.availability_zone,
+              },
             });
             break;
           }

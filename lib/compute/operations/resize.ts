@@ -58,6 +58,8 @@ import {
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 import { CLEAN_SHUTDOWN, taskOperation } from './task-operation.ts';
+import { confirmMove, moveClaim as takeMoveClaim, revertMove } from '../../resources/claims.ts';
+import { isComputeResourcesUnavailable } from '../../resources/errors.ts';
 
 const S = MigrationStatus;
 
@@ -98,10 +100,19 @@ export function migrationInfo(m: Migration): MigrationInfo {
  * resource-tracker issue: this hook is where it takes the claim, and a no-op until then.
  */
 export async function moveClaim(
-  _rt: CommandRuntime,
-  _instance: Instance,
-  _migration: Migration,
-): Promise<void> {}
+  rt: CommandRuntime,
+  instance: Instance,
+  migration: Migration,
+): Promise<void> {
+  try {
+    await takeMoveClaim(rt.deps, instance, migration);
+  } catch (e) {
+    // The destination filled up since it was chosen: Nova's claim failure is a NoValidHost.
+    if (isComputeResourcesUnavailable(e))
+      throw new NoValidHostError('There are not enough hosts available.');
+    throw e;
+  }
+}
 
 /**
  * Drops a move claim: at the source when a move is confirmed or completes (the old usage goes),
@@ -109,10 +120,13 @@ export async function moveClaim(
  * resource tracker lands, like moveClaim.
  */
 export async function dropMoveClaim(
-  _rt: CommandRuntime,
-  _migration: Migration,
-  _side: 'source' | 'dest',
-): Promise<void> {}
+  rt: CommandRuntime,
+  migration: Migration,
+  side: 'source' | 'dest',
+): Promise<void> {
+  if (side === 'source') await confirmMove(rt.deps, migration);
+  else await revertMove(rt.deps, migration);
+}
 
 /**
  * Chooses a destination with the interim scheduler (lib/compute/node-selection.ts) for the

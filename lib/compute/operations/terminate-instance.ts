@@ -27,6 +27,7 @@ import {
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 import { settleMovesForDelete } from './resize.ts';
+import { dropInstanceClaims } from '../../resources/claims.ts';
 
 const TERMINATE_EVENT = 'compute_terminate_instance';
 const DELETABLE_TASK_STATES = [
@@ -48,7 +49,7 @@ function ownsDeletion(rt: CommandRuntime, current: Instance): void {
 /** The final write; also the completion path when the driver's destroy finishes later. */
 export async function finishDelete(rt: CommandRuntime): Promise<void> {
   const now = rt.now();
-  await rt.deps.store.updateInstance({
+  const res = await rt.deps.store.updateInstance({
     instanceId: rt.command.instance_id,
     action: rt.actionRef,
     expect: { taskState: [TaskState.DELETING] },
@@ -80,6 +81,8 @@ export async function finishDelete(rt: CommandRuntime): Promise<void> {
     progress: NOTHING_PENDING,
     now,
   });
+  // The instance no longer counts against its node (Nova's _complete_deletion → update_usage).
+  if (res.old.node) await dropInstanceClaims(rt.deps, rt.command.instance_id, [res.old.node]);
 }
 
 /**
