@@ -370,6 +370,7 @@ describe('periodic tasks (fake driver, synchronous mode)', () => {
     );
     expect(result.reports.map((r) => r.task)).toEqual([
       'lifecycle_sweeper',
+      'update_available_resource',
       'resume_periodic_commands',
       'rescue_timeout',
       'resize_confirm_window',

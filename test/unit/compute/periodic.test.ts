@@ -1,6 +1,8 @@
 // Periodic tasks against the in-memory twins: the pure rules (times, schedule claims, Nova's
 // power-sync table) and the races the emulator tests cannot stage deterministically.
 
+import { InMemoryNodeStore } from '../../../lib/resources/memory-node-store.ts';
+import { InMemoryNodeStateStore } from '../../../lib/store/node-state-store.ts';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InMemoryReplySender } from '../../../lib/commands/reply.ts';
 import { FlavorCatalog } from '../../../lib/compute/flavors.ts';
@@ -45,6 +47,8 @@ function memoryDeps(options: Partial<Config> = {}) {
     clock: () => T0,
     logger,
     schedule: new InMemoryPeriodicSchedule(),
+    nodes: new InMemoryNodeStore(),
+    nodeState: new InMemoryNodeStateStore(),
   };
   return { deps, store, publisher, logger };
 }
@@ -240,10 +244,14 @@ describe('periodic commands', () => {
 });
 
 describe('runPeriodicTasks', () => {
-  it('runs only the tasks whose option is on (the sweeper and resume always)', async () => {
+  it('runs only the tasks whose option is on (the sweeper, the resource audit and resume always)', async () => {
     const { deps } = memoryDeps({ sync_power_state_interval: -1 });
     const reports = await runPeriodicTasks(deps, T0);
-    expect(reports.map((r) => r.task)).toEqual(['lifecycle_sweeper', 'resume_periodic_commands']);
+    expect(reports.map((r) => r.task)).toEqual([
+      'lifecycle_sweeper',
+      'update_available_resource',
+      'resume_periodic_commands',
+    ]);
 
     const on = memoryDeps({
       instance_build_timeout: 1,
@@ -256,6 +264,7 @@ describe('runPeriodicTasks', () => {
     });
     expect((await runPeriodicTasks(on.deps, T0)).map((r) => r.task)).toEqual([
       'lifecycle_sweeper',
+      'update_available_resource',
       'resume_periodic_commands',
       'instance_build_timeout',
       'reboot_timeout',

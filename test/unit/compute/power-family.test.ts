@@ -2,6 +2,8 @@
 // reach cheaply — redelivery mid-way, completion and abandonment outside the command's own run
 // (no args: the lifecycle path), and the rules that hinge on one field.
 
+import { InMemoryNodeStore } from '../../../lib/resources/memory-node-store.ts';
+import { InMemoryNodeStateStore } from '../../../lib/store/node-state-store.ts';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { InMemoryReplySender } from '../../../lib/commands/reply.ts';
 import { instanceIdForCommand, parseCommand } from '../../../lib/commands/parse.ts';
@@ -59,6 +61,8 @@ beforeEach(() => {
     flavors: new FlavorCatalog(),
     clock: () => new Date(),
     logger: { info() {}, warn() {}, error() {} },
+    nodes: new InMemoryNodeStore(),
+    nodeState: new InMemoryNodeStateStore(),
   };
 });
 
