@@ -1,10 +1,12 @@
 // The read-only commands: instances, show, actions, action, faults, nodes.
 
+import { DynamoDbNodeStore } from '../resources/dynamodb-node-store.ts';
+import { type NodeDescription, describeNode } from '../resources/nodes.ts';
+import { DynamoDbNodeStateStore } from '../store/node-state-store.ts';
 import type { Instance } from '../compute/instance.ts';
 import { POWER_STATE_NAMES } from '../compute/states.ts';
 import { type Config, DEFAULT_FAKE_NODES, loadConfig } from '../config.ts';
 import type { ActionRecord } from '../store/state-store.ts';
-import { DynamoDbFakeHypervisorStore } from '../virt/fake/dynamodb-store.ts';
 import { CliError } from './errors.ts';
 import { dash, keyValues, shortTime, table } from './format.ts';
 import { scanInstances } from './instance-scan.ts';
@@ -252,41 +254,47 @@ function configuredNodes(target: Target, rt: CliRuntime): Config['fake_nodes'] {
 }
 
 export async function listNodes(target: Target, rt: CliRuntime, json: boolean): Promise<number> {
-  const table_ = target.endpoints.dynamodb.tables?.fakeHypervisor;
-  if (!table_) {
-    throw new CliError(
-      `${target.source} has no fake hypervisor table: only the fake driver's nodes can be listed`,
-    );
-  }
-  const store = new DynamoDbFakeHypervisorStore({ client: target.doc, tableName: table_ });
+  // The resource tracker's view (Nova's compute nodes): inventory, usage, limits and claims.
+  const names = configuredNodes(target, rt).map((n) => n.node);
+  const nodeStore = new DynamoDbNodeStore(target.doc, target.stateTable);
+  const flagsStore = new DynamoDbNodeStateStore(target.doc, target.stateTable);
+  const [inventories, states] = await Promise.all([
+    nodeStore.getNodes(names),
+    flagsStore.getMany(names),
+  ]);
+  const flags = new Map(states.map((f) => [f.node, f]));
   const nodes = await Promise.all(
-    configuredNodes(target, rt).map(async (n) => {
-      const guests = await store.listByNode(n.node);
-      const used = guests.reduce(
-        (sum, g) => ({
-          vcpus: sum.vcpus + g.flavor.vcpus,
-          memory_mb: sum.memory_mb + g.flavor.memory_mb,
-          disk_gb: sum.disk_gb + g.flavor.disk_gb,
-        }),
-        { vcpus: 0, memory_mb: 0, disk_gb: 0 },
+    names.map(async (name) => {
+      const node = inventories.get(name);
+      if (!node) return null; // not yet discovered: the first build or resource audit records it
+      const f = flags.get(name);
+      return describeNode(
+        node,
+        { enabled: f?.enabled ?? true, maintenance: f?.maintenance ?? false },
+        await nodeStore.listClaims(name),
       );
-      return { ...n, guests: guests.length, used };
     }),
   );
+  const known = nodes.filter((n): n is NodeDescription => n !== null);
   if (json) {
-    printJson(rt, nodes);
+    printJson(rt, known);
+    return 0;
+  }
+  if (known.length === 0) {
+    rt.io.out('No compute node recorded yet: the first build or resource audit discovers them.');
     return 0;
   }
   rt.io.out(
     table(
-      ['NODE', 'ZONE', 'GUESTS', 'VCPUS', 'MEMORY MB', 'DISK GB'],
-      nodes.map((n) => [
+      ['NODE', 'ZONE', 'STATE', 'CLAIMS', 'VCPUS', 'MEMORY MB', 'DISK GB'],
+      known.map((n) => [
         n.node,
-        n.availability_zone ?? 'nova',
-        String(n.guests),
-        `${n.used.vcpus}/${n.vcpus}`,
-        `${n.used.memory_mb}/${n.memory_mb}`,
-        `${n.used.disk_gb}/${n.local_gb}`,
+        n.availability_zone,
+        n.maintenance ? 'maintenance' : n.enabled ? 'enabled' : 'disabled',
+        String(n.claims.length),
+        `${n.usage.vcpus}/${n.limits.vcpus}`,
+        `${n.usage.memory_mb}/${n.limits.memory_mb}`,
+        `${n.usage.local_gb}/${n.limits.local_gb}`,
       ]),
     ),
   );

@@ -94,7 +94,7 @@ const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
   },
   nodes: {
     usage: 'nodes',
-    summary: "the fake driver's nodes and what their guests use",
+    summary: 'compute nodes: inventory, usage against limits, claims (the resource tracker)',
     run: async (c) => listNodes(await c.target(), c.rt, c.json),
   },
   events: {

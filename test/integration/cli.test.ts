@@ -139,15 +139,17 @@ describe('stratus against the local control plane', () => {
 
     expect((await stratus(['faults', instanceId])).out).toBe('no faults');
 
+    // The resource tracker's view: the build's claim, counted against the node's limits
+    // (16 vCPUs × 4.0; 32768 MB − 512 reserved).
     const nodes = JSON.parse((await stratus(['nodes', '--json'])).out) as {
       node: string;
-      guests: number;
-      used: { memory_mb: number };
+      claims: { instance_id: string }[];
+      usage: { memory_mb: number };
     }[];
-    const node = nodes.find((n) => n.guests > 0)!;
-    expect(node.used.memory_mb).toBe(2048);
+    const node = nodes.find((n) => n.claims.some((c) => c.instance_id === instanceId))!;
+    expect(node.usage.memory_mb).toBe(2048);
     expect((await stratus(['nodes'])).out).toMatch(
-      new RegExp(`${node.node} +nova +1 +1/16 +2048/32768`),
+      new RegExp(`${node.node} +nova +enabled +1 +1/64 +2048/32256`),
     );
 
     const events = await stratus(['events', '--instance', instanceId]);
