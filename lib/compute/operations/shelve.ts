@@ -38,7 +38,8 @@ import type { CompletionResult, DriverResult } from '../../virt/driver.ts';
 import type { LifecycleEvent } from '../../virt/events.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
-import { selectNode } from '../node-selection.ts';
+import { dropInstanceClaims } from '../../resources/claims.ts';
+import { selectAndClaim } from '../../resources/scheduler.ts';
 import { type CommandRuntime, newAction } from '../runtime.ts';
 import {
   type LifecycleTransition,
@@ -225,6 +226,9 @@ async function runOffload(rt: CommandRuntime, instance: Instance, clean: boolean
     finish: rt.outcome('succeeded'),
     progress: NOTHING_PENDING,
   });
+  // Off its node, the instance no longer counts there (allow_resource_removal). A crash before
+  // this line leaves the claim to the resource audit, which releases it.
+  if (instance.node) await dropInstanceClaims(rt.deps, instance.instance_id, [instance.node]);
 }
 
 async function runShelve(rt: CommandRuntime): Promise<void> {
@@ -498,13 +502,15 @@ async function runUnshelve(rt: CommandRuntime): Promise<void> {
       );
     } else {
       const args = rt.command.args as ArgsOf<'unshelve_instance'>;
-      const placement = await selectNode(
-        rt.deps,
+      // The resource tracker chooses the node and claims the flavor there (a redelivered
+      // unshelve gets its own claim back).
+      const placed = await selectAndClaim(rt.deps, instance, {
+        ...(args.availability_zone !== undefined
+          ? { availability_zone: args.availability_zone }
+          : {}),
         ctx,
-        // node-selection reads only `node` and `availability_zone` of a build's args.
-        { availability_zone: args.availability_zone } as ArgsOf<'build_and_run_instance'>,
-        instance,
-      );
+      });
+      const placement = { node: placed.node, availability_zone: placed.availability_zone };
       instance = await advanceTask(
         rt,
         [TaskState.UNSHELVING, TaskState.SPAWNING],
@@ -568,6 +574,10 @@ async function failUnshelve(rt: CommandRuntime, current: Instance, error: unknow
     finish: rt.outcome('failed', error),
     progress: NOTHING_PENDING,
   });
+  // Nova deletes the allocations of a failed unshelve: the claim on the node it tried goes.
+  if (offloaded && current.node) {
+    await dropInstanceClaims(rt.deps, current.instance_id, [current.node]);
+  }
 }
 
 function unshelveRules(rt: CommandRuntime): Parameters<typeof guarded>[2] {
