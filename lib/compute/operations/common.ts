@@ -1,8 +1,16 @@
 // Pieces every operation shares: the driver context of a command, lifecycle waits, and which
 // errors are infrastructure faults (retried by SQS) rather than operation failures.
 
-import { isStratusError } from '../../errors.ts';
-import type { CommandRuntime } from '../runtime.ts';
+import {
+  ErrorCode,
+  type StratusError,
+  type UnexpectedTaskStateError,
+  isStratusError,
+} from '../../errors.ts';
+import type { ActionEvent } from '../../store/state-store.ts';
+import type { Instance } from '../instance.ts';
+import { type CommandRuntime, deliverCommitted } from '../runtime.ts';
+import { PowerState } from '../states.ts';
 
 /** The lifecycle transition a task waits for (progress key on its action). */
 export const PROGRESS_PENDING_EXPECT = 'pending_expect';
@@ -101,4 +109,71 @@ export function isRetryable(e: unknown): boolean {
 /** For writes to an action that a racing lifecycle event may already have finished. */
 export function ignoreFinished(e: unknown): void {
   if (!(isStratusError(e) && e.status === 409)) throw e;
+}
+
+/** An instance action event (Nova's `compute_<method>` / `api_<method>`) that ran now. */
+export function actionEvent(
+  rt: CommandRuntime,
+  event: string,
+  result: 'Success' | 'Error',
+): ActionEvent {
+  const now = rt.now().toISOString();
+  return { event, start_time: now, finish_time: now, result };
+}
+
+/** Nova's _get_power_state: the driver's view, NOSTATE for a guest it does not know. */
+export async function currentPowerState(
+  rt: CommandRuntime,
+  instance: Instance,
+): Promise<PowerState> {
+  try {
+    return (await rt.deps.driver.getInfo(driverContext(rt), instance)).state;
+  } catch (e) {
+    if (isStratusError(e) && e.code === ErrorCode.InstanceNotFound) return PowerState.NOSTATE;
+    throw e;
+  }
+}
+
+/** This command lost its task to another (a delete, a hard reboot): it is over, quietly. */
+export async function endAsPreempted(
+  rt: CommandRuntime,
+  error: UnexpectedTaskStateError,
+): Promise<void> {
+  await rt.deps.store
+    .recordOnAction(rt.subject, rt.command.command_id, { finish: rt.outcome('failed', error) })
+    // It was already ended by the command that took its task.
+    .catch(ignoreFinished);
+}
+
+/**
+ * Ends the command whose task this one took (a delete, a hard reboot, a soft delete took it),
+ * which would otherwise stay running forever when it waits for a lifecycle event that now
+ * never finishes it. If it finished meanwhile, nothing changes.
+ */
+export async function endPreemptedCommand(
+  rt: CommandRuntime,
+  commandId: string,
+  error: StratusError,
+  message: string,
+): Promise<void> {
+  const subject = { kind: 'instance' as const, id: rt.command.instance_id };
+  const other = await rt.deps.store.getAction(subject, commandId);
+  if (!other || other.status !== 'running') return;
+  try {
+    await rt.deps.store.recordOnAction(subject, commandId, {
+      finish: {
+        command_id: commandId,
+        request_id: other.request_id,
+        operation: other.operation,
+        instance_id: other.instance_id,
+        status: 'failed',
+        error: { code: error.status, message },
+        error_code: error.code,
+      },
+    });
+  } catch (e) {
+    ignoreFinished(e);
+    return; // it finished first
+  }
+  await deliverCommitted(rt.deps, subject, commandId);
 }

@@ -27,17 +27,17 @@ import type { Instance } from '../instance.ts';
 import { type CommandRuntime, newAction } from '../runtime.ts';
 import { LifecycleTransition, TaskState, VmState } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
   driverContext,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import {
   type MoveHandler,
   MoveFailedEarlierError,
-  actionEvent,
   advance,
   checkMovable,
   checkRequestedNode,

@@ -18,7 +18,8 @@ import type { OperationHandler } from '../executor.ts';
 import type { Instance, InstanceChanges } from '../instance.ts';
 import type { CommandRuntime } from '../runtime.ts';
 import { loadOwnedInstance } from './instance-access.ts';
-import { type ApiRules, actionEvent, startOnInstance } from './no-task-operation.ts';
+import { type ApiRules, startOnInstance } from './no-task-operation.ts';
+import { actionEvent } from './common.ts';
 
 const ANY_STATE: ApiRules = { vmStates: 'any', taskStates: 'any' };
 

@@ -18,8 +18,7 @@ import { isDriverError, isNotSupported } from '../../virt/errors.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
 import { ALLOW_TRIGGER_CRASH_DUMP, PowerState, TaskState, VmState } from '../states.ts';
-import { isRetryable } from './common.ts';
-import { actionEvent, currentPowerState } from './reboot.ts';
+import { actionEvent, currentPowerState, isRetryable } from './common.ts';
 import { driverContext, taskOperation } from './task-operation.ts';
 
 const CRASH_DUMP_EVENT = 'compute_trigger_crash_dump';

@@ -12,6 +12,7 @@ import type { Instance, InstanceChanges } from '../instance.ts';
 import { type CommandRuntime, newAction } from '../runtime.ts';
 import type { TaskState, VmState } from '../states.ts';
 import { loadOwnedInstance } from './instance-access.ts';
+import { actionEvent } from './common.ts';
 
 /** Nova's API decorators for one operation. */
 export interface ApiRules {
@@ -137,16 +138,6 @@ export async function notifyStartOnce(
     notifications: [notification],
     progress: { [PROGRESS_STARTED]: true },
   });
-}
-
-/** Nova's InstanceActionEvent for a step that ran now (`compute_<method>` / `api_<method>`). */
-export function actionEvent(
-  rt: CommandRuntime,
-  name: string,
-  result: 'Success' | 'Error',
-): ActionEvent {
-  const now = rt.now().toISOString();
-  return { event: name, start_time: now, finish_time: now, result };
 }
 
 /**

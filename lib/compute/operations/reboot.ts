@@ -23,11 +23,10 @@ import {
   UnexpectedTaskStateError,
 } from '../../errors.ts';
 import type { Notification } from '../../notifications/notification.ts';
-import type { ActionEvent } from '../../store/state-store.ts';
 import type { RebootType } from '../../virt/driver.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance, InstanceChanges } from '../instance.ts';
-import { type CommandRuntime, deliverCommitted, newAction } from '../runtime.ts';
+import { type CommandRuntime, newAction } from '../runtime.ts';
 import {
   ALLOW_HARD_REBOOT,
   ALLOW_REBOOT,
@@ -38,11 +37,15 @@ import {
   VmState,
 } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
+  currentPowerState,
   driverContext,
+  endAsPreempted,
+  endPreemptedCommand,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
@@ -104,76 +107,6 @@ function ownedSteps(rt: CommandRuntime, current: Instance): RebootSteps {
     );
   }
   return steps;
-}
-
-// ── Shared by the family's other modules (rescue, soft delete, maintenance), which bundle
-//    this one; they belong in common.ts, beside terminate's copy of endPreemptedCommand. ──────
-
-/** Nova's _get_power_state: the driver's view, NOSTATE for a guest it does not know. */
-export async function currentPowerState(
-  rt: CommandRuntime,
-  instance: Instance,
-): Promise<PowerState> {
-  try {
-    return (await rt.deps.driver.getInfo(driverContext(rt), instance)).state;
-  } catch (e) {
-    if (e instanceof InstanceNotFoundError) return PowerState.NOSTATE;
-    throw e;
-  }
-}
-
-/** An instance action event (`compute_<method>`) that starts and finishes now. */
-export function actionEvent(
-  rt: CommandRuntime,
-  event: string,
-  result: 'Success' | 'Error',
-): ActionEvent {
-  const now = rt.now().toISOString();
-  return { event, start_time: now, finish_time: now, result };
-}
-
-/** This command lost its task to another (a delete, a hard reboot): it is over, quietly. */
-export async function endAsPreempted(
-  rt: CommandRuntime,
-  error: UnexpectedTaskStateError,
-): Promise<void> {
-  await rt.deps.store
-    .recordOnAction(rt.subject, rt.command.command_id, { finish: rt.outcome('failed', error) })
-    // It was already ended by the command that took its task.
-    .catch(ignoreFinished);
-}
-
-/**
- * Ends the command whose task this one took, which would otherwise stay running forever when
- * it waits for a lifecycle event that now never finishes it. If it finished meanwhile, nothing
- * changes. (Terminate has the same rule for deletes.)
- */
-export async function endPreemptedCommand(
-  rt: CommandRuntime,
-  commandId: string,
-  error: StratusError,
-  message: string,
-): Promise<void> {
-  const subject = { kind: 'instance' as const, id: rt.command.instance_id };
-  const other = await rt.deps.store.getAction(subject, commandId);
-  if (!other || other.status !== 'running') return;
-  try {
-    await rt.deps.store.recordOnAction(subject, commandId, {
-      finish: {
-        command_id: commandId,
-        request_id: other.request_id,
-        operation: other.operation,
-        instance_id: other.instance_id,
-        status: 'failed',
-        error: { code: error.status, message },
-        error_code: error.code,
-      },
-    });
-  } catch (e) {
-    ignoreFinished(e);
-    return; // it finished first
-  }
-  await deliverCommitted(rt.deps, subject, commandId);
 }
 
 // ── reboot ───────────────────────────────────────────────────────────────────────────────────

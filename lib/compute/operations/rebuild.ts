@@ -36,15 +36,20 @@ import {
   TaskState,
   VmState,
 } from '../states.ts';
-import { NOTHING_PENDING, driverContext, expectLifecycle, isRetryable } from './common.ts';
+import {
+  actionEvent,
+  currentPowerState,
+  driverContext,
+  expectLifecycle,
+  isRetryable,
+  NOTHING_PENDING,
+} from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
 import {
   abandonWith,
-  actionEvent,
   advanceTask,
   awaitDriver,
   checkApiPreconditions,
-  currentPowerState,
   guarded,
   isBeingDeleted,
   ownedInstance,

@@ -25,13 +25,14 @@ import type { Instance } from '../instance.ts';
 import type { CommandRuntime } from '../runtime.ts';
 import { POWER_STATE_FOR_TRANSITION, PowerState, TaskState, VmState } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
+  endAsPreempted,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
-import { actionEvent, endAsPreempted } from './reboot.ts';
 import { CLEAN_SHUTDOWN, driverContext, taskOperation } from './task-operation.ts';
 
 const RESCUE_EVENT = 'compute_rescue_instance';

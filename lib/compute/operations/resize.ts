@@ -33,7 +33,7 @@ import {
   isFinalStatus,
   migrationStoreOf,
 } from '../../store/migration-store.ts';
-import type { ActionEvent, InstanceWrite } from '../../store/state-store.ts';
+import type { InstanceWrite } from '../../store/state-store.ts';
 import type { ComputeDriver, MigrationInfo } from '../../virt/driver.ts';
 import { NotSupportedError } from '../../virt/errors.ts';
 import type { LifecycleEvent } from '../../virt/events.ts';
@@ -49,11 +49,12 @@ import {
   VmState,
 } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
   driverContext,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
@@ -218,15 +219,6 @@ export function owned(rt: CommandRuntime, current: Instance, expected: TaskState
   if (current.task_state !== expected || current.task_owner !== rt.command.command_id) {
     throw new UnexpectedTaskStateError(current.instance_id, [expected], current.task_state);
   }
-}
-
-export function actionEvent(
-  rt: CommandRuntime,
-  event: string,
-  result: 'Success' | 'Error',
-): ActionEvent {
-  const now = rt.now().toISOString();
-  return { event, start_time: now, finish_time: now, result };
 }
 
 /** One conditional instance write of this command's task, committed with its action changes. */

@@ -16,7 +16,7 @@
 // finds already taken by this command as done, so a driver asked again walks through.
 
 import type { ArgsOf } from '../../commands/schemas.ts';
-import { ErrorCode, StratusError, UnexpectedTaskStateError, isStratusError } from '../../errors.ts';
+import { ErrorCode, StratusError, UnexpectedTaskStateError } from '../../errors.ts';
 import { imageStoreOf } from '../../images/deps.ts';
 import { ImageStatus, ImageType } from '../../images/image-store.ts';
 import {
@@ -26,19 +26,21 @@ import {
   isVolumeBacked,
 } from '../../images/instance-images.ts';
 import type { Notification } from '../../notifications/notification.ts';
-import type { ActionEvent, InstanceWrite, WriteResult } from '../../store/state-store.ts';
+import type { InstanceWrite, WriteResult } from '../../store/state-store.ts';
 import type { Operation } from '../../topology.ts';
 import { NotSupportedError } from '../../virt/errors.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance, InstanceChanges } from '../instance.ts';
 import { type CommandRuntime, newAction } from '../runtime.ts';
-import { PowerState, TaskState, VmState } from '../states.ts';
+import { TaskState, VmState } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
+  currentPowerState,
   driverContext,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
@@ -81,16 +83,6 @@ export function checkApiPreconditions(
         `${instance.vm_state}, task_state ${instance.task_state ?? 'None'}`,
     );
   }
-}
-
-/** The instance action event (`compute_<method>`) with its result. */
-export function actionEvent(
-  rt: CommandRuntime,
-  name: string,
-  result: 'Success' | 'Error',
-): ActionEvent {
-  const now = rt.now().toISOString();
-  return { event: name, start_time: now, finish_time: now, result };
 }
 
 type OwnedWrite = Omit<InstanceWrite, 'instanceId' | 'action' | 'expect' | 'changes' | 'now'> & {
@@ -155,19 +147,6 @@ export async function ownedInstance(rt: CommandRuntime): Promise<Instance | null
 export async function progressOf(rt: CommandRuntime): Promise<Record<string, unknown>> {
   const action = await rt.deps.store.getAction(rt.subject, rt.command.command_id);
   return action?.status === 'running' ? action.progress : {};
-}
-
-/** Nova's _get_power_state: the driver's view; a guest the driver does not know is NOSTATE. */
-export async function currentPowerState(
-  rt: CommandRuntime,
-  instance: Instance,
-): Promise<PowerState> {
-  try {
-    return (await rt.deps.driver.getInfo(driverContext(rt), instance)).state;
-  } catch (e) {
-    if (isStratusError(e) && e.code === ErrorCode.InstanceNotFound) return PowerState.NOSTATE;
-    throw e;
-  }
 }
 
 /**

@@ -28,14 +28,16 @@ import {
   VmState,
 } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
+  endAsPreempted,
+  endPreemptedCommand,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
-import { actionEvent, endAsPreempted, endPreemptedCommand } from './reboot.ts';
 import { FORCED_SHUTDOWN, driverContext, taskOperation } from './task-operation.ts';
 
 const SOFT_DELETE_EVENT = 'compute_soft_delete_instance';

@@ -26,11 +26,12 @@ import {
   type VmState,
 } from '../states.ts';
 import {
-  NOTHING_PENDING,
+  actionEvent,
   driverContext,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
@@ -89,11 +90,6 @@ export interface TaskOperationSpec {
 
 const PROGRESS_RESULT = 'result';
 
-function event(rt: CommandRuntime, spec: TaskOperationSpec, result: 'Success' | 'Error') {
-  const now = rt.now().toISOString();
-  return { event: spec.actionEvent, start_time: now, finish_time: now, result };
-}
-
 function ownsTask(rt: CommandRuntime, spec: TaskOperationSpec, current: Instance): void {
   if (spec.taskState === null) return;
   if (current.task_state !== spec.taskState || current.task_owner !== rt.command.command_id) {
@@ -127,7 +123,7 @@ async function finish(
         : []),
       ...(spec.after?.(next, rt) ?? []),
     ],
-    event: event(rt, spec, 'Success'),
+    event: actionEvent(rt, spec.actionEvent, 'Success'),
     finish: rt.outcome(
       'succeeded',
       undefined,
@@ -158,7 +154,7 @@ async function fail(rt: CommandRuntime, spec: TaskOperationSpec, error: unknown)
     },
     notifications: (old, next) => rt.updates(old, next),
     fault: current ? rt.fault(current, error) : undefined,
-    event: event(rt, spec, 'Error'),
+    event: actionEvent(rt, spec.actionEvent, 'Error'),
     finish: rt.outcome('failed', error),
     progress: NOTHING_PENDING,
     now: rt.now(),

@@ -15,14 +15,15 @@ import {
 } from '../../errors.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
-import { type CommandRuntime, deliverCommitted, newAction } from '../runtime.ts';
+import { type CommandRuntime, newAction } from '../runtime.ts';
 import { ALL_TASK_STATES, ALL_VM_STATES, PowerState, TaskState, VmState } from '../states.ts';
 import {
-  NOTHING_PENDING,
   driverContext,
+  endPreemptedCommand,
   expectLifecycle,
   ignoreFinished,
   isRetryable,
+  NOTHING_PENDING,
   waitForDriver,
 } from './common.ts';
 import { loadOwnedInstance } from './instance-access.ts';
@@ -83,41 +84,6 @@ export async function finishDelete(rt: CommandRuntime): Promise<void> {
   });
   // The instance no longer counts against its node (Nova's _complete_deletion → update_usage).
   if (res.old.node) await dropInstanceClaims(rt.deps, rt.command.instance_id, [res.old.node]);
-}
-
-/**
- * The command whose task the delete took (a build, a pending power change) would otherwise stay
- * running forever: its own Lambda may have finished waiting for an event that now never comes.
- * It ends `failed` with Nova's UnexpectedDeletingTaskState; if it finished meanwhile, nothing
- * changes.
- */
-async function endPreemptedCommand(rt: CommandRuntime, commandId: string): Promise<void> {
-  const subject = { kind: 'instance' as const, id: rt.command.instance_id };
-  const other = await rt.deps.store.getAction(subject, commandId);
-  if (!other || other.status !== 'running') return;
-  const error = new UnexpectedDeletingTaskStateError(rt.command.instance_id, [
-    other.progress.pending_expect ? 'pending' : null,
-  ]);
-  try {
-    await rt.deps.store.recordOnAction(subject, commandId, {
-      finish: {
-        command_id: commandId,
-        request_id: other.request_id,
-        operation: other.operation,
-        instance_id: other.instance_id,
-        status: 'failed',
-        error: {
-          code: error.status,
-          message: 'The instance was deleted before the operation finished.',
-        },
-        error_code: error.code,
-      },
-    });
-  } catch (e) {
-    if (!(isStratusError(e) && e.status === 409)) throw e;
-    return; // it finished first
-  }
-  await deliverCommitted(rt.deps, subject, commandId);
 }
 
 async function failDelete(rt: CommandRuntime, error: unknown): Promise<void> {
@@ -189,7 +155,16 @@ export const terminateInstance: OperationHandler<void> = {
       now: rt.now(),
     });
     const preempted = res.old.task_owner;
-    if (preempted && preempted !== rt.command.command_id) await endPreemptedCommand(rt, preempted);
+    if (preempted && preempted !== rt.command.command_id) {
+      // The command whose task the delete took (a build, a pending power change) would
+      // otherwise stay running: it ends failed with Nova's UnexpectedDeletingTaskState.
+      await endPreemptedCommand(
+        rt,
+        preempted,
+        new UnexpectedDeletingTaskStateError(rt.command.instance_id, [null]),
+        'The instance was deleted before the operation finished.',
+      );
+    }
   },
 
   async perform(rt) {
