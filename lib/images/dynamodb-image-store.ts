@@ -16,7 +16,6 @@ import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
-  QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Config } from '../config.ts';
@@ -30,6 +29,7 @@ import {
   matchesFilter,
   newestFirst,
 } from './image-store.ts';
+import { queryAll } from '../store/query-all.ts';
 
 const IMAGE_SK = 'image';
 const imageKey = (id: string) => ({ pk: `image#${id}`, sk: IMAGE_SK });
@@ -98,22 +98,13 @@ export class DynamoDbImageStore implements ImageStore {
   }
 
   async list(filter: ImageFilter): Promise<Image[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-          ExpressionAttributeValues: { ':pk': `inst#${filter.instance_uuid}`, ':p': 'image#' },
-          ScanIndexForward: false,
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll(this.doc, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': `inst#${filter.instance_uuid}`, ':p': 'image#' },
+      ScanIndexForward: false,
+      ConsistentRead: true,
+    });
     // The sort key orders by created_at; ties (same millisecond) are ordered by id as the twin.
     return items
       .map(fromItem)

@@ -14,7 +14,6 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -32,6 +31,7 @@ import {
   nodePk,
 } from './node-store.ts';
 import type { Claim, ClaimKey, ComputeNode, NodeInventory, Resources } from './types.ts';
+import { queryAll } from '../store/query-all.ts';
 
 /** BatchGetItem reads at most 100 keys a call. */
 const BATCH_GET_MAX_KEYS = 100;
@@ -189,21 +189,12 @@ export class DynamoDbNodeStore implements NodeStore {
   }
 
   async listClaims(node: string): Promise<Claim[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-          ExpressionAttributeValues: { ':pk': nodePk(node), ':p': CLAIM_SK_PREFIX },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll(this.doc, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': nodePk(node), ':p': CLAIM_SK_PREFIX },
+      ConsistentRead: true,
+    });
     return items.map((i) => stripKeys<Claim>(i));
   }
 

@@ -19,12 +19,12 @@ import {
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { InstanceFlavor } from '../compute/instance.ts';
 import { ErrorCode, StratusError } from '../errors.ts';
 import type { LiveMigrateData } from '../virt/driver.ts';
+import { queryAll } from './query-all.ts';
 
 export const MigrationType = {
   RESIZE: 'resize',
@@ -225,22 +225,13 @@ export class DynamoDbMigrationStore implements MigrationStore {
   }
 
   async list(instanceId: string): Promise<Migration[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-          ExpressionAttributeValues: { ':pk': `inst#${instanceId}`, ':p': SK_PREFIX },
-          ConsistentRead: true,
-          ScanIndexForward: false,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll(this.doc, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': `inst#${instanceId}`, ':p': SK_PREFIX },
+      ConsistentRead: true,
+      ScanIndexForward: false,
+    });
     return items.map(fromItem);
   }
 
