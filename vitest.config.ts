@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` needs nothing but Node; `integration` runs against real emulators
-// (DynamoDB Local, fauxqs, moto_server) that its global setup starts on free loopback ports.
+// Three projects: `unit` needs nothing but Node; `integration` runs against real emulators
+// (DynamoDB Local, fauxqs, moto_server) that its global setup starts on free loopback ports;
+// `live` talks to a real AWS account and skips itself (loudly) unless STRATUS_LIVE_AWS=1.
 export default defineConfig({
   test: {
     env: { POWERTOOLS_DEV: 'true', POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_REGION: 'us-east-1' },
@@ -22,6 +23,16 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
           testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'live',
+          include: ['test/live/**/*.test.ts'],
+          // The test's own env decides the region; the shared AWS_REGION default stays.
+          testTimeout: 1_800_000,
           hookTimeout: 120_000,
         },
       },

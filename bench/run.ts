@@ -2,6 +2,10 @@
 // tree-shaken, SDK bundled), then measures each bundle's size and its module-load time (cold
 // import in a fresh Node process, median of several runs). Results go to bench/results/.
 //
+// Every function is bundled for driver=fake (the EC2 driver aliased away, cdk/bundling.ts) and
+// must stay within 600 KiB. The functions whose driver=ec2 build is measured too (EC2_ENTRIES)
+// carry @aws-sdk/client-ec2 and have their own budget, EC2_BUDGET_BYTES.
+//
 //   node bench/run.ts            measure and record
 //   node bench/run.ts --check    sizes only; fail when a budget is exceeded (used by `npm run build`)
 
@@ -9,20 +13,29 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
-import { BUNDLE_ALIASES, ESM_REQUIRE_SHIM } from '../cdk/bundling.ts';
+import { type BundleDriver, ESM_REQUIRE_SHIM, bundleAliases } from '../cdk/bundling.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUT = join(ROOT, 'bench', '.tmp');
 const RESULTS = join(ROOT, 'bench', 'results');
 const LOAD_RUNS = 7;
-/** Functions that do not talk to EC2 must stay under this (minified bytes). */
+/** Every function bundled for driver=fake must stay under this (minified bytes). */
 const NON_EC2_BUDGET_BYTES = 600 * 1024;
+/**
+ * A function bundled for driver=ec2: the fake-driver budget plus the EC2 client (~1.4 MB
+ * minified), with room for the driver to grow. Measured on one operation function and the
+ * lifecycle-events function; every ec2 bundle differs from its fake twin by the same driver.
+ */
+const EC2_BUDGET_BYTES = 2 * 1024 * 1024;
+/** The functions whose driver=ec2 bundle is measured as well. */
+const EC2_ENTRIES = ['build-and-run-instance', 'lifecycle-events'];
 
 interface BundleResult {
   function: string;
+  driver: BundleDriver;
   bytes: number;
   talksToEc2: boolean;
-  budgetBytes: number | null;
+  budgetBytes: number;
   loadMsMedian?: number;
   loadMsMin?: number;
 }
@@ -35,8 +48,11 @@ async function entries(): Promise<string[]> {
     .sort();
 }
 
-async function bundle(name: string): Promise<{ file: string; bytes: number; talksToEc2: boolean }> {
-  const file = join(OUT, `${name}.mjs`);
+async function bundle(
+  name: string,
+  driver: BundleDriver,
+): Promise<{ file: string; bytes: number; talksToEc2: boolean }> {
+  const file = join(OUT, `${name}.${driver}.mjs`);
   const result = await build({
     entryPoints: [join(ROOT, 'functions', `${name}.ts`)],
     outfile: file,
@@ -51,7 +67,7 @@ async function bundle(name: string): Promise<{ file: string; bytes: number; talk
     logLevel: 'silent',
     // Bundled ESM still meets CommonJS inside dependencies: give it a require.
     banner: { js: ESM_REQUIRE_SHIM },
-    alias: { ...BUNDLE_ALIASES },
+    alias: { ...bundleAliases(driver) },
   });
   const inputs = Object.keys(result.metafile.inputs);
   return {
@@ -82,13 +98,18 @@ async function main(): Promise<void> {
   await rm(OUT, { recursive: true, force: true });
   await mkdir(OUT, { recursive: true });
   const results: BundleResult[] = [];
-  for (const name of await entries()) {
-    const b = await bundle(name);
+  const builds = [
+    ...(await entries()).map((name) => ({ name, driver: 'fake' as const })),
+    ...EC2_ENTRIES.map((name) => ({ name, driver: 'ec2' as const })),
+  ];
+  for (const { name, driver } of builds) {
+    const b = await bundle(name, driver);
     const r: BundleResult = {
       function: name,
+      driver,
       bytes: b.bytes,
       talksToEc2: b.talksToEc2,
-      budgetBytes: b.talksToEc2 ? null : NON_EC2_BUDGET_BYTES,
+      budgetBytes: driver === 'ec2' ? EC2_BUDGET_BYTES : NON_EC2_BUDGET_BYTES,
     };
     if (!check) {
       const runs = Array.from({ length: LOAD_RUNS }, () => loadTimeMs(b.file));
@@ -97,13 +118,18 @@ async function main(): Promise<void> {
     }
     results.push(r);
   }
-  const over = results.filter((r) => r.budgetBytes !== null && r.bytes > r.budgetBytes);
-  console.log('function                      bytes (min)   budget      load ms (median / min)');
+  // The alias is what keeps the EC2 SDK out: a fake bundle that has it, or an ec2 bundle that
+  // lacks it, is a wiring bug.
+  const leaked = results.filter((r) => (r.driver === 'fake') === r.talksToEc2);
+  const over = results.filter((r) => r.bytes > r.budgetBytes);
+  console.log(
+    'function                      driver  bytes (min)   budget      load ms (median / min)',
+  );
   for (const r of results) {
-    const budget = r.budgetBytes === null ? 'n/a (EC2)' : `${Math.round(r.budgetBytes / 1024)} KiB`;
+    const budget = `${Math.round(r.budgetBytes / 1024)} KiB`;
     const load = r.loadMsMedian === undefined ? '' : `${r.loadMsMedian} / ${r.loadMsMin}`;
     console.log(
-      `${r.function.padEnd(28)}  ${String(r.bytes).padStart(10)}   ${budget.padEnd(10)}  ${load}`,
+      `${r.function.padEnd(28)}  ${r.driver.padEnd(6)}  ${String(r.bytes).padStart(10)}   ${budget.padEnd(10)}  ${load}`,
     );
   }
   if (!check) {
@@ -113,18 +139,24 @@ async function main(): Promise<void> {
       node: process.version,
       machine: `${process.platform}/${process.arch}`,
       load_runs: LOAD_RUNS,
+      budgets: { fake_bytes: NON_EC2_BUDGET_BYTES, ec2_bytes: EC2_BUDGET_BYTES },
       functions: results,
     };
     await writeFile(join(RESULTS, 'bundles.json'), `${JSON.stringify(record, null, 2)}\n`);
     console.log(`\nrecorded in bench/results/bundles.json`);
   }
   await rm(OUT, { recursive: true, force: true });
+  if (leaked.length > 0) {
+    console.error(
+      `wrong driver wiring (fake bundles must not contain @aws-sdk/client-ec2, ec2 bundles must): ${leaked.map((r) => `${r.function} (${r.driver})`).join(', ')}`,
+    );
+  }
   if (over.length > 0) {
     console.error(
-      `over budget: ${over.map((r) => `${r.function} ${r.bytes} > ${r.budgetBytes}`).join(', ')}`,
+      `over budget: ${over.map((r) => `${r.function} (${r.driver}) ${r.bytes} > ${r.budgetBytes}`).join(', ')}`,
     );
-    process.exit(1);
   }
+  if (leaked.length > 0 || over.length > 0) process.exit(1);
 }
 
 await main();

@@ -106,6 +106,8 @@ const NOT_FOR_FUNCTIONS = new Set<string>([
   'archive_retention_days',
 ]);
 const FAKE_DRIVER_ONLY = new Set<string>(['fake_nodes', 'fake_async']);
+/** The EC2 driver's settings (STRATUS_EC2) reach functions only when they run that driver. */
+const EC2_DRIVER_ONLY = new Set<string>(['ec2']);
 
 /** Lambda's limit on the total size of a function's environment variables (keys + values). */
 export const LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096;
@@ -121,6 +123,7 @@ export function functionEnvironment(options: DeploymentOptions): Record<string, 
   for (const [option, value] of Object.entries(values)) {
     if (value === undefined || NOT_FOR_FUNCTIONS.has(option)) continue;
     if (FAKE_DRIVER_ONLY.has(option) && options.driver !== 'fake') continue;
+    if (EC2_DRIVER_ONLY.has(option) && options.driver !== 'ec2') continue;
     environment[envName(option)] =
       typeof value === 'object' ? JSON.stringify(value) : String(value);
   }

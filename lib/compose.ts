@@ -22,7 +22,7 @@ import type { ComputeDriver } from './virt/driver.ts';
 import { createLifecycleSink } from './compute/lifecycle-transport.ts';
 import { DynamoDbFakeHypervisorStore } from './virt/fake/dynamodb-store.ts';
 import { FakeDriver } from './virt/fake/driver.ts';
-import { ErrorCode, StratusError } from './errors.ts';
+import { createEc2Driver } from '#ec2-driver';
 
 export interface AwsClients {
   dynamodb: DynamoDBClient;
@@ -49,12 +49,14 @@ export function createDriver(
   config: Config,
   clients: AwsClients,
   env: Record<string, string | undefined> = process.env,
+  logger?: Logger,
 ): ComputeDriver {
+  const sink = createLifecycleSink(config, clients, env);
+  // Through `#ec2-driver` only: bundles built for driver=fake alias it to a stub that refuses
+  // to start (cdk/bundling.ts), which keeps the EC2 SDK out of them. The EC2 client honours
+  // AWS_ENDPOINT_URL_EC2 like the other clients.
   if (config.driver === 'ec2') {
-    throw new StratusError(
-      ErrorCode.ConfigError,
-      'driver=ec2 is not available in this release; use driver=fake',
-    );
+    return createEc2Driver(config, sink, undefined, logger ? { logger } : {});
   }
   return new FakeDriver({
     nodes: config.fake_nodes,
@@ -62,7 +64,7 @@ export function createDriver(
       client: clients.doc,
       tableName: config.tables.fakeHypervisor,
     }),
-    sink: createLifecycleSink(config, clients, env),
+    sink,
     async: config.fake_async,
   });
 }
@@ -96,7 +98,7 @@ export function composeComputeDeps(
   return {
     config,
     store: new DynamoDbStateStore(clients.doc, config.tables.state),
-    driver: createDriver(config, clients),
+    driver: createDriver(config, clients, process.env, logger),
     publisher: createPublisher(config, clients),
     replies: new SqsReplySender(clients.sqs),
     flavors: new FlavorCatalog(config.flavors),

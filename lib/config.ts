@@ -7,6 +7,7 @@ import './validation.ts';
 import { DEFAULT_FLAVORS, FlavorSchema, type Flavor } from './compute/flavors.ts';
 import { ErrorCode, StratusError } from './errors.ts';
 import { DEFAULT_EVENT_SOURCE, DEFAULT_PREFIX, busName, tableName } from './topology.ts';
+import { Ec2SettingsSchema } from './virt/ec2/settings.ts';
 
 const BOOL_WORDS = ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'] as const;
 const bool = z.pipe(
@@ -30,8 +31,15 @@ const coercedInt = (min: number) =>
   );
 const withDefault = z._default;
 
+/** `#` starts the usage audit's segment shard keys (lib/audit/shards.ts), never a node. */
+const nodeName = z.string().check(
+  z.minLength(1),
+  z.maxLength(255),
+  z.refine((n) => !n.startsWith('#'), 'a node name must not start with #'),
+);
+
 export const FakeNodeSchema = z.strictObject({
-  node: name,
+  node: nodeName,
   vcpus: int(z.positive()),
   memory_mb: int(z.positive()),
   local_gb: int(z.positive()),
@@ -68,6 +76,8 @@ export const ConfigSchema = z.strictObject({
       .check(z.regex(/^(hour|day|month|year)(@([0-9]+))?$/, 'hour|day|month|year[@offset]')),
     'hour',
   ),
+  /** How long a shard's audit run holds its task_log lease before another run may take over. */
+  usage_audit_lease_seconds: withDefault(coercedInt(30), 300),
   cpu_allocation_ratio: withDefault(coercedNumber(z.positive()), 4.0),
   ram_allocation_ratio: withDefault(coercedNumber(z.positive()), 1.0),
   disk_allocation_ratio: withDefault(coercedNumber(z.positive()), 1.0),
@@ -97,6 +107,8 @@ export const ConfigSchema = z.strictObject({
   ]),
   /** The fake driver's asynchronous mode: spawn and power changes complete from lifecycle events. */
   fake_async: withDefault(bool, false),
+  /** The EC2 driver's settings (lib/virt/ec2/settings.ts, docs/ec2-driver.md); JSON. */
+  ec2: z.prefault(Ec2SettingsSchema, {}),
   local_tick_seconds: withDefault(coercedInt(1), 10),
 });
 
@@ -106,7 +118,13 @@ export type Config = z.output<typeof ConfigSchema> & {
   event_bus: string;
 };
 
-const STRUCTURED = new Set(['admin_producers', 'producer_principals', 'flavors', 'fake_nodes']);
+const STRUCTURED = new Set([
+  'admin_producers',
+  'producer_principals',
+  'flavors',
+  'fake_nodes',
+  'ec2',
+]);
 
 /** `notify_on_state_change` → `STRATUS_NOTIFY_ON_STATE_CHANGE`. */
 export function envName(option: string): string {

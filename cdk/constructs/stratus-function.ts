@@ -7,8 +7,9 @@ import { Architecture, type CfnFunction, Runtime } from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { envName } from '../../lib/config.ts';
 import { assertEnvironmentFits } from '../options.ts';
-import { BUNDLE_ALIASES, ESM_REQUIRE_SHIM } from '../bundling.ts';
+import { type BundleDriver, ESM_REQUIRE_SHIM, esbuildAliasArgs } from '../bundling.ts';
 
 export const METRICS_NAMESPACE = 'Stratus';
 
@@ -54,6 +55,8 @@ export class StratusFunction extends NodejsFunction {
       NODE_OPTIONS: '--enable-source-maps',
     };
     assertEnvironmentFits(environment);
+    // Bundled for the driver the function runs: a fake-driver bundle leaves the EC2 SDK out.
+    const driver: BundleDriver = props.environment[envName('driver')] === 'ec2' ? 'ec2' : 'fake';
 
     super(scope, id, {
       entry: props.entry,
@@ -78,9 +81,7 @@ export class StratusFunction extends NodejsFunction {
         // than the runtime's copy, and immune to runtime SDK upgrades).
         bundleAwsSDK: true,
         banner: ESM_REQUIRE_SHIM,
-        esbuildArgs: Object.fromEntries(
-          Object.entries(BUNDLE_ALIASES).map(([from, to]) => [`--alias:${from}`, to]),
-        ),
+        esbuildArgs: esbuildAliasArgs(driver),
       },
     });
     this.executionRole = role;

@@ -25,6 +25,7 @@ const LifecycleEventSchema = z.object({
   occurredAt: z.string(),
   source: z.enum(['fake', 'ec2']),
   sequence: z.number(),
+  guestGone: z.optional(z.boolean()),
 });
 
 const EventBridgeEnvelope = z.object({
@@ -40,7 +41,8 @@ export function lifecycleEnvelope(event: LifecycleEvent) {
 
 export type ParsedLifecycleMessage =
   | { kind: 'virt'; event: LifecycleEvent }
-  | { kind: 'ec2'; detail: unknown }
+  /** An EC2 event (lib/virt/ec2/state-change.ts reads it): the whole EventBridge event. */
+  | { kind: 'ec2'; event: unknown }
   | { kind: 'unknown'; reason: string };
 
 /** Parses a lifecycle-queue message body (an EventBridge event delivered by a rule target). */
@@ -53,7 +55,7 @@ export function parseLifecycleMessage(body: string): ParsedLifecycleMessage {
   }
   const env = EventBridgeEnvelope.safeParse(raw);
   if (!env.success) return { kind: 'unknown', reason: 'not an EventBridge event' };
-  if (env.data.source === 'aws.ec2') return { kind: 'ec2', detail: env.data.detail };
+  if (env.data.source === 'aws.ec2') return { kind: 'ec2', event: raw };
   if (env.data.source !== LIFECYCLE_SOURCE)
     return { kind: 'unknown', reason: `source ${env.data.source}` };
   const event = LifecycleEventSchema.safeParse(env.data.detail);

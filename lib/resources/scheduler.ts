@@ -197,7 +197,9 @@ export async function selectAndClaim(
   const held = await nodeStoreOf(deps).getClaims(
     names.map((node) => ({ node, instance_id: instance.instance_id, kind: ClaimKind.INSTANCE })),
   );
-  const mine = held.find((c) => c.node === instance.node) ?? held[0];
+  const excluded = options.exclude ?? [];
+  const kept = held.filter((c) => !excluded.includes(c.node));
+  const mine = kept.find((c) => c.node === instance.node) ?? kept[0];
   if (mine) {
     const [node] = await loadNodes(deps, [mine.node], ctx);
     if (node) {

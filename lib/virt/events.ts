@@ -17,6 +17,12 @@ export interface LifecycleEvent {
    * (sequences start from the clock in microseconds). Compare sequences of one instance only.
    */
   sequence: number;
+  /**
+   * The guest no longer exists on the platform (EC2 `terminated`). Such an event completes only
+   * a task that destroys the guest; with no task running it means the guest was destroyed out
+   * of band (see handleLifecycleEvent).
+   */
+  guestGone?: boolean;
 }
 
 /** Where a driver sends lifecycle events (EventBridge in AWS, memory in tests). */

@@ -121,6 +121,24 @@ describe('function environment', () => {
     }
   });
 
+  it('passes the ec2 settings as STRATUS_EC2 to driver=ec2 functions only, round-tripping', () => {
+    const ec2 = {
+      region: 'eu-west-1',
+      subnets: { 'net-a': 'subnet-0abc' },
+      default_subnet: 'subnet-0def',
+      pools: [{ node: 'ec2:eu-west-1a', availability_zone: 'eu-west-1a', vcpus: 64 }],
+    };
+    const options = fromContext({ driver: 'ec2', ec2: JSON.stringify(ec2) });
+    const environment = functionEnvironment(options);
+    expect(JSON.parse(environment.STRATUS_EC2!)).toMatchObject(ec2);
+    expect(loadConfig(environment).ec2).toEqual(options.ec2);
+    expect(loadConfig(environment).ec2.pools[0]).toMatchObject({ vcpus: 64, local_gb: 1_048_576 });
+
+    const fake = functionEnvironment(fromContext({ ec2: JSON.stringify(ec2) }));
+    expect(fake).not.toHaveProperty('STRATUS_EC2');
+    expect(fake.STRATUS_DRIVER).toBe('fake');
+  });
+
   it("refuses an environment over Lambda's 4 KB limit, naming the largest variable", () => {
     expect(() =>
       assertEnvironmentFits({ STRATUS_FLAVORS: 'x'.repeat(4000), STRATUS_HOST: 'h' }),

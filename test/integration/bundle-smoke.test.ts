@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BUNDLE_ALIASES, ESM_REQUIRE_SHIM } from '../../cdk/bundling.ts';
+import { ESM_REQUIRE_SHIM, bundleAliases } from '../../cdk/bundling.ts';
 import { instanceIdForCommand } from '../../lib/commands/parse.ts';
 import { type SqsHandler, pollOnce } from '../../lib/local/event-source.ts';
 import { operationFunction } from '../../lib/topology.ts';
@@ -27,12 +27,15 @@ async function bundle(entry: string): Promise<string> {
     minify: true,
     mainFields: ['module', 'main'],
     banner: { js: ESM_REQUIRE_SHIM },
-    alias: { ...BUNDLE_ALIASES },
+    alias: { ...bundleAliases('fake') },
     metafile: true,
     logLevel: 'silent',
   });
   const inputs = Object.keys(result.metafile.inputs);
   expect(inputs.some((i) => i.includes('credential-provider-node'))).toBe(false);
+  // Built for driver=fake: the EC2 driver and its SDK client are aliased away.
+  expect(inputs.some((i) => i.includes('@aws-sdk/client-ec2'))).toBe(false);
+  expect(inputs.some((i) => i.endsWith('lib/virt/ec2/absent.ts'))).toBe(true);
   return outfile;
 }
 

@@ -11,6 +11,11 @@ import type { DriverResult } from '../../virt/driver.ts';
 import type { OperationHandler } from '../executor.ts';
 import type { Instance } from '../instance.ts';
 import { dropInstanceClaims } from '../../resources/claims.ts';
+import {
+  type ComputeResourcesUnavailableError,
+  NoValidHostError,
+  isComputeResourcesUnavailable,
+} from '../../resources/errors.ts';
 import { selectAndClaim } from '../../resources/scheduler.ts';
 import type { CommandRuntime } from '../runtime.ts';
 import { newAction } from '../runtime.ts';
@@ -113,6 +118,53 @@ async function step(
     now: rt.now(),
   });
   return res.new;
+}
+
+/** Nova's [scheduler]max_attempts: a build tries at most this many nodes. */
+export const MAX_BUILD_ATTEMPTS = 3;
+/** system_metadata key: the nodes this build was rescheduled away from (JSON list). */
+const TRIED_NODES = 'build_retry_nodes';
+
+function triedNodes(instance: Instance): string[] {
+  const raw = instance.system_metadata[TRIED_NODES];
+  return raw ? (JSON.parse(raw) as string[]) : [];
+}
+
+/**
+ * Nova's reschedule (RescheduledException): the node could not run the guest after all (EC2 had
+ * no capacity, or the account's quota said no), so the build sends create.error, goes back to
+ * SCHEDULING without a node and picks another, never one it tried. After MAX_BUILD_ATTEMPTS
+ * nodes, or when none is left, the scheduler's "No valid host was found" fails the build.
+ */
+async function reschedule(
+  rt: BuildRuntime,
+  instance: Instance,
+  error: ComputeResourcesUnavailableError,
+): Promise<Instance> {
+  const tried = [...new Set([...triedNodes(instance), ...(instance.node ? [instance.node] : [])])];
+  if (tried.length >= MAX_BUILD_ATTEMPTS) {
+    throw new NoValidHostError(
+      `Exceeded max scheduling attempts ${MAX_BUILD_ATTEMPTS} for instance ` +
+        `${instance.instance_id}. Last exception: ${error.message}`,
+    );
+  }
+  rt.deps.logger.warn('rescheduling build', {
+    instance_id: instance.instance_id,
+    node: instance.node,
+    reason: error.message,
+  });
+  const next = await step(rt, TaskState.SPAWNING, TaskState.SCHEDULING, {
+    changes: {
+      host: null,
+      node: null,
+      availability_zone: null,
+      system_metadata: { ...instance.system_metadata, [TRIED_NODES]: JSON.stringify(tried) },
+    },
+    before: (i) => [rt.notifyError(i, 'create', error)],
+  });
+  // After the write, so a crash in between leaves the claim for SCHEDULING to free.
+  if (instance.node) await dropInstanceClaims(rt.deps, instance.instance_id, [instance.node]);
+  return next;
 }
 
 /**
@@ -346,7 +398,11 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
             // The resource tracker picks a node and claims the flavor there in one
             // transaction (no over-commit); a redelivered build gets its own claim back.
             const { args } = brt.command;
+            const tried = triedNodes(instance);
+            // A reschedule left the failed nodes' claims behind if it crashed: free them.
+            if (tried.length > 0) await dropInstanceClaims(rt.deps, instance.instance_id, tried);
             const placed = await selectAndClaim(rt.deps, instance, {
+              exclude: tried,
               ...(args.node !== undefined ? { node: args.node } : {}),
               ...(args.availability_zone !== undefined
                 ? { availability_zone: args.availability_zone }
@@ -377,7 +433,14 @@ export const buildAndRunInstance: OperationHandler<Instance> = {
             // Expect the platform's event before asking: a fast driver may report it before
             // spawn even returns, and the lifecycle handler must recognise it.
             await expectLifecycle(rt, 'started');
-            const result = await spawn(brt, instance);
+            let result: Awaited<ReturnType<typeof spawn>>;
+            try {
+              result = await spawn(brt, instance);
+            } catch (e) {
+              if (!isComputeResourcesUnavailable(e)) throw e;
+              instance = await reschedule(brt, instance, e);
+              break;
+            }
             if (result.status === 'done') {
               await finishSpawn(rt, result.powerState, result.ports);
             } else {

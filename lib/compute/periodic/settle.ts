@@ -16,7 +16,7 @@ import { isOperation } from '../../topology.ts';
 import type { LifecycleEvent } from '../../virt/events.ts';
 import { lifecycleTimeout } from '../executor.ts';
 import type { Instance } from '../instance.ts';
-import { runtimeForAction } from '../lifecycle.ts';
+import { DESTROYING_TASK_STATES, runtimeForAction } from '../lifecycle.ts';
 import { NOTHING_PENDING } from '../operations/common.ts';
 import { OPERATION_HANDLERS } from '../operations/registry.ts';
 import { type ComputeDeps, deliverCommitted } from '../runtime.ts';
@@ -35,14 +35,6 @@ export type SettleResult =
   | 'raced'
   /** The operation cannot be completed or abandoned from here (logged). */
   | 'unsupported';
-
-/** Tasks whose driver call destroys the guest: a guest that is gone has "stopped". */
-const DESTROYING_TASK_STATES: ReadonlySet<TaskState | null> = new Set([
-  TaskState.DELETING,
-  TaskState.SHELVING_OFFLOADING,
-  // A volume-backed shelve offloads (destroys the guest) while still SHELVING.
-  TaskState.SHELVING,
-]);
 
 export function isLifecycleTransition(value: unknown): value is LifecycleTransition {
   return (Object.values(LifecycleTransition) as unknown[]).includes(value);
