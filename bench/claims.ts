@@ -13,8 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { PowerState, TaskState, VmState } from '../lib/compute/states.ts';
-import type { Instance } from '../lib/compute/instance.ts';
+import { benchInstance as instance } from './fixtures.ts';
 import { loadConfig } from '../lib/config.ts';
 import { startDynamoDbLocal } from '../lib/local/emulators.ts';
 import { instanceClaim } from '../lib/resources/claims.ts';
@@ -54,59 +53,6 @@ interface ScenarioResult {
 function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
   return Math.round(sorted[Math.max(0, i)]! * 100) / 100;
-}
-
-function instance(id: string): Instance {
-  const now = new Date().toISOString();
-  return {
-    instance_id: id,
-    project_id: 'bench',
-    user_id: 'bench',
-    display_name: id,
-    hostname: id,
-    reservation_id: 'r-bench',
-    flavor: {
-      name: 'm1.small',
-      flavorid: '2',
-      id: 2,
-      vcpus: 1,
-      memory_mb: 2048,
-      root_gb: 20,
-      ephemeral_gb: 0,
-    },
-    image_ref: 'image',
-    image_meta: {},
-    system_metadata: {},
-    metadata: {},
-    key_name: null,
-    security_groups: [],
-    ports: [],
-    block_device_mapping: [],
-    vm_state: VmState.BUILDING,
-    task_state: TaskState.SCHEDULING,
-    power_state: PowerState.NOSTATE,
-    task_owner: `cmd-${id}`,
-    progress: 0,
-    host: null,
-    node: null,
-    availability_zone: null,
-    locked: false,
-    locked_by: null,
-    locked_reason: null,
-    os_type: null,
-    architecture: null,
-    kernel_id: '',
-    ramdisk_id: '',
-    access_ip_v4: null,
-    access_ip_v6: null,
-    created_at: now,
-    updated_at: now,
-    launched_at: null,
-    terminated_at: null,
-    deleted_at: null,
-    deleted: false,
-    version: 1,
-  };
 }
 
 /** A driver reporting `names` as nodes with room for every claim the bench makes. */

@@ -1,7 +1,7 @@
 // The whole Stratus control plane as one stack: shared state and notifications at the root,
 // command pipelines in nested stacks, and the outputs producers and operators read.
 
-import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import {
@@ -13,11 +13,14 @@ import {
 } from '../lib/topology.ts';
 import { alarmTopic } from './constructs/alarms.ts';
 import { DataAccess } from './constructs/data-access.ts';
+import { Ec2Access } from './constructs/ec2-access.ts';
 import { LifecycleEvents } from './constructs/lifecycle-events.ts';
 import { NotificationBus } from './constructs/notification-bus.ts';
 import type { OperationPipeline } from './constructs/operation-pipeline.ts';
 import { OperationsStack, operationChunks, pascalCase } from './constructs/operations-stack.ts';
+import { EventSchemas } from './constructs/event-schemas.ts';
 import { PeriodicTasks } from './constructs/periodic-tasks.ts';
+import { UsageAudit } from './constructs/usage-audit.ts';
 import { StateTables } from './constructs/state-tables.ts';
 import {
   type DeploymentOptions,
@@ -47,6 +50,8 @@ export class StratusStack extends Stack {
   readonly alarmTopic: ITopic;
   readonly lifecycle: LifecycleEvents;
   readonly periodicTasks: PeriodicTasks;
+  readonly usageAudit: UsageAudit;
+  readonly eventSchemas: EventSchemas;
   readonly operationStacks: readonly OperationsStack[];
   readonly pipelines: readonly OperationPipeline[];
 
@@ -61,15 +66,6 @@ export class StratusStack extends Stack {
     });
     this.options = options;
     const { prefix } = options;
-    if (options.driver === 'ec2') {
-      // The EC2 driver's code and its EC2 permissions have not landed: say so at synth rather than
-      // let every function fail at cold start after a deploy.
-      Annotations.of(this).addWarningV2(
-        'stratus:driver-ec2-unavailable',
-        'driver=ec2 is not implemented yet: functions will refuse to start. Use driver=fake.',
-      );
-    }
-
     this.tables = new StateTables(this, 'Tables', {
       prefix,
       fakeHypervisor: options.driver === 'fake',
@@ -87,6 +83,14 @@ export class StratusStack extends Stack {
       fakeHypervisor: this.tables.fakeHypervisor,
       bus: this.notifications.bus,
       replyQueueArns: options.reply_queue_arns,
+      ...(options.driver === 'ec2'
+        ? {
+            ec2: new Ec2Access({
+              deployment: prefix,
+              dedicatedHosts: options.ec2.dedicated_hosts,
+            }),
+          }
+        : {}),
     });
     const shared = {
       prefix,
@@ -102,6 +106,11 @@ export class StratusStack extends Stack {
     });
 
     this.periodicTasks = new PeriodicTasks(this, 'PeriodicTasks', shared);
+    this.usageAudit = new UsageAudit(this, 'UsageAudit', shared);
+    this.eventSchemas = new EventSchemas(this, 'EventSchemas', {
+      prefix,
+      eventSource: options.event_source,
+    });
 
     const settingsOf = props.functionSettings ?? operationFunction;
     this.operationStacks = operationChunks(props.operations ?? IMPLEMENTED_OPERATIONS).map(
@@ -139,6 +148,13 @@ export class StratusStack extends Stack {
       );
     }
     output('LifecycleQueueUrl', this.lifecycle.queue.queueUrl, 'Lifecycle event queue');
+    output('UsageAuditQueueUrl', this.usageAudit.shards.queue.queueUrl, 'Usage audit shard queue');
+    output(
+      'UsageAuditDeadLetterQueueUrl',
+      this.usageAudit.shards.deadLetterQueue.queueUrl,
+      'Usage audit shard DLQ',
+    );
+    output('SchemaRegistryName', this.eventSchemas.registry.attrRegistryName, 'Event schemas');
     output('LifecycleDeadLetterQueueUrl', this.lifecycle.deadLetterQueue.queueUrl, 'Lifecycle DLQ');
     output('StateTableName', this.tables.state.tableName, 'State table', `${prefix}-state-table`);
     output(

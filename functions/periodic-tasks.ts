@@ -11,24 +11,15 @@ import {
 } from '../lib/compute/periodic/index.ts';
 import { loadConfig } from '../lib/config.ts';
 import { logger, metrics } from './commons/powertools.ts';
+import { type ScheduledInvocation, scheduledTime } from './commons/scheduled.ts';
 
 const deps = composePeriodicDeps(loadConfig(), logger);
-
-/** The schedule's input: `<aws.scheduler.scheduled-time>`, so a retried run decides as the first. */
-interface ScheduledInvocation {
-  scheduled_time?: string;
-}
-
-function runTime(event: ScheduledInvocation | null | undefined): Date {
-  const at = event?.scheduled_time ? Date.parse(event.scheduled_time) : Number.NaN;
-  return Number.isFinite(at) ? new Date(at) : new Date();
-}
 
 export const handler = middy<ScheduledInvocation, { reports: TaskReport[] }>()
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .use(logMetrics(metrics))
   .handler(async (event) => {
-    const reports = await runPeriodicTasks(deps, runTime(event));
+    const reports = await runPeriodicTasks(deps, scheduledTime(event));
     for (const report of reports) {
       for (const [outcome, n] of Object.entries(report.counts)) {
         metrics.addMetric(`PeriodicTask_${report.task}_${outcome}`, MetricUnit.Count, n);

@@ -117,7 +117,11 @@ export const TABLES = {
     indexes: {
       /** Look an action up by its command_id alone (the CLI, rejected commands). */
       byCommand: { name: 'by-command', partitionKey: 'command_id', sortKey: 'sk' },
-      /** Instances on a node (periodic tasks, usage audit shards): sparse on `index_node`. */
+      /**
+       * Instances by usage-audit shard (lib/audit/shards.ts): a node's name lists the instances
+       * on it (the periodic tasks use that too), `#segment-<k>` the node-less ones. Sparse on
+       * `index_node`: records retired by the audit leave it.
+       */
       byNode: { name: 'by-node', partitionKey: 'index_node', sortKey: 'pk' },
       /** Actions waiting on a lifecycle event, by deadline (the sweeper): sparse on `wait_shard`. */
       byWait: { name: 'by-wait', partitionKey: 'wait_shard', sortKey: 'wait_until' },
@@ -140,6 +144,13 @@ export const TABLES = {
 /** Waiting actions spread over this many index partitions, so no one partition runs hot. */
 export const WAIT_SHARDS = 8;
 
+/**
+ * Node-less instances are audited in this many key segments. A constant, not an option: every
+ * function must place an instance in the same segment, and changing it between two runs would
+ * move instances between shards.
+ */
+export const AUDIT_SEGMENTS = 8;
+
 export function tableName(prefix: string, table: keyof typeof TABLES): string {
   return `${prefix}-${TABLES[table].suffix}`;
 }
@@ -154,6 +165,37 @@ export function busName(prefix: string): string {
 /** The queue that receives driver lifecycle events (EC2 state changes, the fake driver's events). */
 export function lifecycleQueueName(prefix: string): string {
   return `${prefix}-lifecycle-events`;
+}
+
+/**
+ * The usage audit (lib/audit): a scheduled fan-out that sends one message per shard to the
+ * shard queue, and the shard worker that consumes it, one shard per invocation.
+ */
+export const USAGE_AUDIT = {
+  fanOut: {
+    entry: 'functions/usage-audit.ts',
+    timeoutSeconds: 60,
+    memoryMb: 256,
+    /** Nova checks every periodic tick (60 s); a finished period needs no faster reaction. */
+    scheduleMinutes: 5,
+  },
+  worker: {
+    entry: 'functions/usage-audit-shard.ts',
+    /** Lambda's maximum: a large shard renews its lease as it goes. */
+    timeoutSeconds: 900,
+    /** Memory buys CPU: building and sending exists is CPU-bound JSON work. */
+    memoryMb: 1024,
+    batchSize: 1,
+    maxBatchingWindowSeconds: 0,
+    maxConcurrency: 10,
+    /** More than the timeout, so a message is never redelivered while its run is alive. */
+    visibilityTimeoutSeconds: 960,
+    maxReceiveCount: 5,
+  },
+} as const;
+
+export function auditQueueName(prefix: string): string {
+  return `${prefix}-usage-audit-shards`;
 }
 
 /** The `source` of the fake driver's lifecycle events on the deployment's bus. */

@@ -1,12 +1,14 @@
 // What a Stratus function may touch, written out action by action: item reads and writes on the
 // tables (never dynamodb:*, never Scan), Query on the one index the code reads, PutEvents on the
-// notification bus only, and SendMessage to the queues a command's `reply_to` may name.
+// notification bus only, SendMessage to the queues a command's `reply_to` may name, and with
+// the EC2 driver its EC2 calls on the deployment's own resources (ec2-access.ts).
 
 import { Stack, Validations } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import type { IEventBus } from 'aws-cdk-lib/aws-events';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { TABLES } from '../../lib/topology.ts';
+import type { Ec2Access, Ec2AccessLevel } from './ec2-access.ts';
 import type { StratusFunction } from './stratus-function.ts';
 
 /** Single-item and batch reads; TransactGetItems is authorized per item by GetItem. */
@@ -33,6 +35,26 @@ export interface DataAccessProps {
   readonly bus: IEventBus;
   /** Queues `reply_to` may name; undefined: any queue in the function's account and region. */
   readonly replyQueueArns: readonly string[] | undefined;
+  /** Present only with the EC2 driver: its EC2 calls, scoped to the deployment's tag. */
+  readonly ec2?: Ec2Access;
+}
+
+export interface GrantOptions {
+  /**
+   * How much of the EC2 driver the function runs (driver=ec2 only): `driver` (default) for
+   * functions that run operations, `read` for functions that only read the driver's inventory.
+   */
+  readonly ec2?: Ec2AccessLevel;
+}
+
+/** What a usage-audit function does beyond the state table's items (grantAuditTo). */
+export interface AuditUses {
+  /** Reads instances through the state table's indexes. */
+  readonly readsInstances: boolean;
+  /** Publishes notifications on the bus. */
+  readonly publishes: boolean;
+  /** Lists the driver's nodes (with the EC2 driver: its Describe* calls). */
+  readonly listsNodes: boolean;
 }
 
 export class DataAccess {
@@ -43,7 +65,7 @@ export class DataAccess {
   }
 
   /** Grants a command or lifecycle function everything a ComputeManager run needs. */
-  grantTo(fn: StratusFunction): void {
+  grantTo(fn: StratusFunction, options: GrantOptions = {}): void {
     const { state, idempotency, fakeHypervisor, bus } = this.props;
     const readWrite = (tables: ITableV2[]) =>
       new PolicyStatement({
@@ -66,6 +88,39 @@ export class DataAccess {
       new PolicyStatement({ actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
     );
     this.grantReplies(fn);
+    this.props.ec2?.grantTo(fn.executionRole, options.ec2 ?? 'driver');
+  }
+
+  /**
+   * Grants a usage-audit function its share only: item reads and writes on the state table
+   * (instances and the task_log), the index queries when it reads instances, PutEvents when it
+   * publishes, and the driver's inventory reads (driver=ec2) when it lists nodes. It runs no
+   * command: no idempotency table, no fake hypervisor, no reply_to queues.
+   */
+  grantAuditTo(fn: StratusFunction, uses: AuditUses): void {
+    const { state, bus } = this.props;
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: [...ITEM_READ_ACTIONS, ...ITEM_WRITE_ACTIONS],
+        resources: [state.tableArn],
+      }),
+    );
+    if (uses.readsInstances) {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['dynamodb:Query'],
+          resources: Object.values(TABLES.state.indexes).map(
+            (i) => `${state.tableArn}/index/${i.name}`,
+          ),
+        }),
+      );
+    }
+    if (uses.publishes) {
+      fn.addToRolePolicy(
+        new PolicyStatement({ actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
+      );
+    }
+    if (uses.listsNodes) this.props.ec2?.grantTo(fn.executionRole, 'read');
   }
 
   private grantReplies(fn: StratusFunction): void {

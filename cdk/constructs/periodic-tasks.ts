@@ -1,66 +1,19 @@
 // Nova's periodic tasks as one scheduled function (ARCHITECTURE §1): EventBridge Scheduler
-// invokes functions/periodic-tasks.ts every minute with the scheduled time as its input. The
-// schedule retries an invocation Lambda refused and parks what it could not deliver in a DLQ;
-// a run that fails is not retried by Lambda (the next minute's run does the same work, and the
-// tasks are idempotent), it raises the Errors alarm instead.
+// invokes functions/periodic-tasks.ts every minute with the scheduled time as its input.
 
-import { Duration, Validations } from 'aws-cdk-lib';
-import {
-  Alarm,
-  ComparisonOperator,
-  type IMetric,
-  TreatMissingData,
-} from 'aws-cdk-lib/aws-cloudwatch';
-import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { type IRole, PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import {
-  ContextAttribute,
-  Schedule,
-  ScheduleExpression,
-  ScheduleTargetInput,
-} from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import { PERIODIC_TASKS_FUNCTION } from '../../lib/compute/periodic/settings.ts';
 import type { DataAccess } from './data-access.ts';
-import { DEAD_LETTER_RETENTION } from './queue-consumer.ts';
-import { StratusFunction } from './stratus-function.ts';
+import { ScheduledFunction } from './scheduled-function.ts';
+
+export { SCHEDULE_MAX_EVENT_AGE, SCHEDULE_RETRY_ATTEMPTS } from './scheduled-function.ts';
 
 export const PERIODIC_TASKS_SETTINGS = PERIODIC_TASKS_FUNCTION;
 
-/** Scheduler retries an invocation Lambda refused (throttled, unavailable) this many times. */
-export const SCHEDULE_RETRY_ATTEMPTS = 3;
-/** A run older than this is not worth starting: a newer one is already due. */
-export const SCHEDULE_MAX_EVENT_AGE = Duration.minutes(5);
-
 export function periodicTasksName(prefix: string): string {
   return `${prefix}-periodic-tasks`;
-}
-
-/**
- * LambdaInvoke, granting the schedule's role InvokeFunction on the function itself only (the
- * stock target also grants every version and alias, `<arn>:*`, which this schedule never calls).
- */
-class InvokeUnqualified extends LambdaInvoke {
-  private readonly invoked: IFunction;
-
-  constructor(fn: IFunction, props: ConstructorParameters<typeof LambdaInvoke>[1]) {
-    super(fn, props);
-    this.invoked = fn;
-  }
-
-  protected override addTargetActionToRole(role: IRole): void {
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['lambda:InvokeFunction'],
-        resources: [this.invoked.functionArn],
-      }),
-    );
-  }
 }
 
 export interface PeriodicTasksProps {
@@ -71,87 +24,16 @@ export interface PeriodicTasksProps {
   readonly dataAccess: DataAccess;
 }
 
-export class PeriodicTasks extends Construct {
-  readonly fn: StratusFunction;
-  readonly schedule: Schedule;
-  readonly deadLetterQueue: Queue;
-  readonly alarms: readonly Alarm[];
-
+export class PeriodicTasks extends ScheduledFunction {
   constructor(scope: Construct, id: string, props: PeriodicTasksProps) {
-    super(scope, id);
-    const name = periodicTasksName(props.prefix);
-    const settings = PERIODIC_TASKS_SETTINGS;
-
-    this.fn = new StratusFunction(this, 'Function', {
-      entry: settings.entry,
-      serviceName: name,
+    super(scope, id, {
+      ...PERIODIC_TASKS_SETTINGS,
+      name: periodicTasksName(props.prefix),
       description: 'Stratus periodic tasks: lifecycle sweeper, timeouts, reclaim, power sync',
-      timeout: Duration.seconds(settings.timeoutSeconds),
-      memorySize: settings.memoryMb,
-      logRetention: props.logRetention,
       environment: props.environment,
+      logRetention: props.logRetention,
+      alarmTopic: props.alarmTopic,
     });
     props.dataAccess.grantTo(this.fn);
-    this.fn.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: SCHEDULE_MAX_EVENT_AGE });
-
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      queueName: `${name}-dlq`,
-      retentionPeriod: DEAD_LETTER_RETENTION,
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-    });
-    Validations.of(this.deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is the dead-letter queue of the periodic-tasks schedule; a DLQ needs no DLQ ' +
-        'of its own.',
-    });
-
-    this.schedule = new Schedule(this, 'Schedule', {
-      scheduleName: name,
-      description: `Runs ${name} (Nova's periodic tasks)`,
-      schedule: ScheduleExpression.rate(Duration.minutes(settings.scheduleMinutes)),
-      target: new InvokeUnqualified(this.fn, {
-        input: ScheduleTargetInput.fromObject({ scheduled_time: ContextAttribute.scheduledTime }),
-        retryAttempts: SCHEDULE_RETRY_ATTEMPTS,
-        maxEventAge: SCHEDULE_MAX_EVENT_AGE,
-        deadLetterQueue: this.deadLetterQueue,
-      }),
-    });
-
-    const period = Duration.minutes(1);
-    const action = new SnsAction(props.alarmTopic);
-    const above = (alarmId: string, metric: IMetric, description: string) => {
-      const alarm = new Alarm(this, alarmId, {
-        metric,
-        threshold: 0,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${name}: ${description}`,
-      });
-      alarm.addAlarmAction(action);
-      return alarm;
-    };
-    this.alarms = [
-      above(
-        'Errors',
-        this.fn.metricErrors({ period, statistic: 'Sum' }),
-        'a run failed or a task failed on an item (see the function log for which)',
-      ),
-      above(
-        'DeadLetters',
-        this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-          period,
-          statistic: 'Maximum',
-        }),
-        'the schedule could not invoke the function; runs were skipped',
-      ),
-      above(
-        'Throttles',
-        this.fn.metricThrottles({ period, statistic: 'Sum' }),
-        'runs throttled (account or regional concurrency exhausted)',
-      ),
-    ];
   }
 }

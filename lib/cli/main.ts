@@ -3,6 +3,7 @@
 // Exit codes: 0 done / succeeded, 1 failed / rejected / unavailable, 2 bad usage or an invalid
 // command (nothing sent), 130 interrupted.
 
+import { showAuditLog } from './audit-log.ts';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
@@ -155,14 +156,16 @@ const SUBCOMMANDS: Readonly<Record<string, Subcommand>> = {
     },
   },
   'audit-log': {
-    usage: 'audit-log',
-    summary: 'the usage audit (not available yet)',
-    run: async () => {
-      throw new CliError(
-        'the usage audit is not available yet: it has not been built, so there is no audit log to show',
-        'when it lands, this command lists its compute.instance.exists.audit reports',
-      );
-    },
+    usage: "audit-log ['YYYY-MM-DD HH:MM:SS'] [--period SPEC]",
+    summary: 'the usage audit of the last period completed before a time (default now)',
+    options: [{ key: 'period', flags: ['period'], type: 'string', valueName: 'SPEC' }],
+    positionals: [0, 1],
+    run: async (c) =>
+      showAuditLog(await c.target(), c.rt, {
+        json: c.json,
+        ...(c.args[0] ? { before: c.args[0] } : {}),
+        ...(text(c.options, 'period') ? { period: text(c.options, 'period') } : {}),
+      }),
   },
   endpoints: {
     usage: 'endpoints [--from-stack-outputs FILE|-] [--region REGION]',

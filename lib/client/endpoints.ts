@@ -29,6 +29,8 @@ const EndpointsSchema = z.looseObject({
     dlqs: z.optional(queueMap),
     lifecycle: z.optional(z.nullable(url)),
     lifecycle_dlq: z.optional(z.nullable(url)),
+    audit: z.optional(z.nullable(url)),
+    audit_dlq: z.optional(z.nullable(url)),
   }),
   dynamodb: z.looseObject({
     endpoint: z.nullable(url),
@@ -44,6 +46,8 @@ const EndpointsSchema = z.looseObject({
   /** The local notification log (JSON lines), when there is one. */
   notifications_log: z.optional(z.nullable(z.string())),
   /** The fake driver's nodes, as the local plane runs them. */
+  /** The local plane's instance_usage_audit_period (for `stratus audit-log`). */
+  audit_period: z.optional(z.string()),
   fake_nodes: z.optional(
     z.array(
       z.looseObject({

@@ -5,13 +5,12 @@ import type { Command } from '../commands/schemas.ts';
 import type { Config } from '../config.ts';
 import { truncateMessage } from '../errors.ts';
 import { currentAuditPeriod } from '../notifications/audit-period.ts';
-import { existsMessageId } from '../notifications/message-id.ts';
-import { legacyTimestamp } from '../notifications/time.ts';
 import {
   type ErrorNotificationAction,
   type Notification,
   describeError,
   errorNotification,
+  existsNotification,
   instanceNotification,
 } from '../notifications/notification.ts';
 import type { NotificationPublisher } from '../notifications/publisher.ts';
@@ -130,30 +129,15 @@ export class CommandRuntime {
    */
   notifyExists(instance: Instance, extra: Record<string, unknown> = {}): Notification {
     const now = this.now();
-    const period = currentAuditPeriod(this.deps.config.instance_usage_audit_period, now);
-    const n = instanceNotification({
+    return existsNotification({
       instance,
-      eventType: 'compute.instance.exists',
+      period: currentAuditPeriod(this.deps.config.instance_usage_audit_period, now),
       host: this.deps.config.host,
       commandId: this.command.command_id,
       requestId: this.command.context.request_id,
       now,
-      extra: {
-        audit_period_beginning: legacyTimestamp(period.beginning),
-        audit_period_ending: legacyTimestamp(period.ending),
-        bandwidth: {},
-        ...extra,
-      },
+      extra,
     });
-    return {
-      ...n,
-      message_id: existsMessageId(
-        instance.instance_id,
-        instance.launched_at,
-        period.beginning,
-        period.ending,
-      ),
-    };
   }
 
   notifyError(instance: Instance, action: ErrorNotificationAction, error: unknown): Notification {

@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Endpoints } from '../client/endpoints.ts';
 import { type Config, envName, loadConfig } from '../config.ts';
-import { LIFECYCLE_FUNCTION, type Operation, operationFunction } from '../topology.ts';
+import { AUDIT_QUEUE_URL_ENV } from '../audit/compose.ts';
+import { LIFECYCLE_FUNCTION, type Operation, USAGE_AUDIT, operationFunction } from '../topology.ts';
 import { type RunningEmulator, startDynamoDbLocal, startSqsEmulator } from './emulators.ts';
 import { type SqsHandler, startEventSource } from './event-source.ts';
 import { type LocalTopology, provisionLocal } from './provision.ts';
@@ -79,6 +80,8 @@ function endpointsOf(
       dlqs: Object.fromEntries(ops.map(([op, q]) => [op, q.dlqUrl])),
       lifecycle: topology.lifecycle.url,
       lifecycle_dlq: topology.lifecycle.dlqUrl,
+      audit: topology.audit.url,
+      audit_dlq: topology.audit.dlqUrl,
     },
     dynamodb: { endpoint: dynamodb, tables: config.tables },
     eventbridge: {
@@ -86,6 +89,7 @@ function endpointsOf(
       bus: config.event_bus,
     },
     notifications_log: log,
+    audit_period: config.instance_usage_audit_period,
     fake_nodes: config.fake_nodes,
   };
 }
@@ -181,6 +185,7 @@ export async function startLocalPlane(o: LocalPlaneOptions = {}): Promise<LocalP
     // Driver lifecycle events go straight to their queue (no bus routes them locally), and the
     // notifications are kept in the local log (see lib/local/tee-publisher.ts for EventBridge).
     process.env.STRATUS_LIFECYCLE_QUEUE_URL = topology.lifecycle.url;
+    process.env[AUDIT_QUEUE_URL_ENV] = topology.audit.url;
     process.env.STRATUS_NOTIFICATIONS_LOG = log;
 
     const onError = o.onError ?? (() => undefined);
@@ -211,6 +216,14 @@ export async function startLocalPlane(o: LocalPlaneOptions = {}): Promise<LocalP
         name: 'lifecycle-events',
         timeout: LIFECYCLE_FUNCTION.timeoutSeconds,
         batch: LIFECYCLE_FUNCTION.batchSize,
+      },
+      {
+        url: topology.audit.url,
+        arn: topology.audit.arn,
+        entry: USAGE_AUDIT.worker.entry,
+        name: 'usage-audit-shard',
+        timeout: USAGE_AUDIT.worker.timeoutSeconds,
+        batch: USAGE_AUDIT.worker.batchSize,
       },
     ];
     for (const p of pipelines) {

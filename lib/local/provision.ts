@@ -1,6 +1,6 @@
 // Creates the deployment's queues and tables on local endpoints from lib/topology.ts, the same
 // definitions the CDK stack reads: every implemented operation's queue and DLQ (with the
-// stack's redrive policy), the lifecycle queue, the state and idempotency tables and, when an
+// stack's redrive policy), the lifecycle queue, the usage audit's shard queue, the state and idempotency tables and, when an
 // EventBridge endpoint is given, the notifications bus. Everything is idempotent: a restart on
 // a persisted data directory finds its queues (and the messages in them) where it left them.
 
@@ -20,6 +20,8 @@ import {
   LIFECYCLE_FUNCTION,
   type Operation,
   dlqName,
+  USAGE_AUDIT,
+  auditQueueName,
   lifecycleQueueName,
   operationFunction,
   queueName,
@@ -36,6 +38,8 @@ export interface QueuePair {
 export interface LocalTopology {
   queues: Partial<Record<Operation, QueuePair>>;
   lifecycle: QueuePair;
+  /** The usage audit's shard queue. */
+  audit: QueuePair;
 }
 
 export interface ProvisionOptions {
@@ -135,6 +139,13 @@ export async function provisionLocal(o: ProvisionOptions): Promise<LocalTopology
     o.visibilityTimeoutSeconds ?? LIFECYCLE_FUNCTION.visibilityTimeoutSeconds,
     o.maxReceiveCount ?? LIFECYCLE_FUNCTION.maxReceiveCount,
   );
+  const audit = await createQueuePair(
+    o.sqs,
+    auditQueueName(config.prefix),
+    `${auditQueueName(config.prefix)}-dlq`,
+    o.visibilityTimeoutSeconds ?? USAGE_AUDIT.worker.visibilityTimeoutSeconds,
+    o.maxReceiveCount ?? USAGE_AUDIT.worker.maxReceiveCount,
+  );
   if (o.eventbridge) await ensureEventBus(o.eventbridge, config.event_bus);
-  return { queues, lifecycle };
+  return { queues, lifecycle, audit };
 }

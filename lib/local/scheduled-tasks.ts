@@ -2,6 +2,7 @@
 // usage audit, EventBridge Scheduler rules in a deployment — runs here every
 // `local_tick_seconds`. LOCAL_SCHEDULED_TASKS is where such a task is registered.
 
+import { LOCAL_USAGE_AUDIT } from '../audit/local.ts';
 import { LOCAL_PERIODIC_TASKS } from '../compute/periodic/local.ts';
 import type { Config } from '../config.ts';
 
@@ -16,8 +17,11 @@ export interface ScheduledTask {
   run(context: ScheduledTaskContext): Promise<void>;
 }
 
-/** Nova's periodic tasks (and, once it exists, the usage audit) on the local clock. */
-export const LOCAL_SCHEDULED_TASKS: readonly ScheduledTask[] = [LOCAL_PERIODIC_TASKS];
+/** Nova's periodic tasks and the usage audit's fan-out on the local clock. */
+export const LOCAL_SCHEDULED_TASKS: readonly ScheduledTask[] = [
+  LOCAL_PERIODIC_TASKS,
+  LOCAL_USAGE_AUDIT,
+];
 
 export interface SchedulerOptions {
   tasks: readonly ScheduledTask[];

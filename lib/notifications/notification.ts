@@ -3,7 +3,8 @@
 // command rebuilds byte-identical notifications.
 import type { Instance } from '../compute/instance.ts';
 import { isStratusError, truncateMessage } from '../errors.ts';
-import { eventMessageId } from './message-id.ts';
+import type { AuditPeriod } from './audit-period.ts';
+import { eventMessageId, existsMessageId } from './message-id.ts';
 import { assertNoSecrets, instancePayload } from './payload.ts';
 import { legacyTimestamp } from './time.ts';
 
@@ -82,6 +83,43 @@ export function instanceNotification(input: InstanceNotificationInput): Notifica
     command_id: input.commandId,
     payload,
     instance_id: input.instance.instance_id,
+  };
+}
+
+export interface ExistsNotificationInput extends Omit<
+  InstanceNotificationInput,
+  'eventType' | 'discriminator' | 'includeFixedIps'
+> {
+  /** The audit period the event reports: a completed one, or (mid-period) the current one. */
+  period: AuditPeriod;
+}
+
+/**
+ * `compute.instance.exists` (Nova's notify_usage_exists): the instance's usage over `period`,
+ * + `audit_period_beginning/ending` and `bandwidth` (Stratus meters none: `{}`). Its message_id
+ * is the natural key of CONTRACT §2, so the periodic audit, its retries and re-runs, and the
+ * mid-period emitters all agree on the id of the same report.
+ */
+export function existsNotification(input: ExistsNotificationInput): Notification {
+  const { period, extra, ...rest } = input;
+  const n = instanceNotification({
+    ...rest,
+    eventType: 'compute.instance.exists',
+    extra: {
+      audit_period_beginning: legacyTimestamp(period.beginning),
+      audit_period_ending: legacyTimestamp(period.ending),
+      bandwidth: {},
+      ...extra,
+    },
+  });
+  return {
+    ...n,
+    message_id: existsMessageId(
+      input.instance.instance_id,
+      input.instance.launched_at,
+      period.beginning,
+      period.ending,
+    ),
   };
 }
 

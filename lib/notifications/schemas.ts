@@ -106,16 +106,26 @@ export const apiFaultPayloadSchema = z.strictObject({
   status: z.int(),
 });
 
-/** Stratus's per-shard audit manifest (Nova's task_log, CONTRACT §2). */
-export const existsAuditPayloadSchema = z.looseObject({
+/**
+ * Stratus's per-shard audit manifest (Nova's task_log entry, CONTRACT §2), published once the
+ * shard's last exists was accepted: billing closes a period when every expected shard's
+ * manifest is in and its exists match `task_items` and `checksum`.
+ */
+export const existsAuditPayloadSchema = z.strictObject({
   period_beginning: legacyTime,
   period_ending: legacyTime,
-  shard: z.union([z.string(), z.int()]),
+  /** A node name, or `segment-<k>` for the instances that have no node. */
+  shard: z.string().min(1),
+  /** How many shards the period's audit covers (manifests to wait for). */
   expected_shards: z.int().positive(),
-  state: z.string(),
+  state: z.literal('DONE'),
+  /** How many exists the shard published for the period. */
   task_items: z.int().nonnegative(),
+  /** Instances the shard could not report (Nova counts and goes on). */
   errors: z.int().nonnegative(),
   message: z.string(),
+  /** SHA-256 (hex) of the shard's exists message ids, sorted, joined with newlines. */
+  checksum: z.string().regex(/^[0-9a-f]{64}$/),
 });
 
 type Priority = 'INFO' | 'ERROR';

@@ -5,7 +5,10 @@
 //          outbox     pk <subject key>   sk outbox#<command_id>#<seq>      (one per notification)
 //          fault      pk inst#<id>       sk fault#<created_at>#<command_id>
 
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  TransactionCanceledException,
+} from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
@@ -13,11 +16,13 @@ import {
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
+  paginateQuery,
 } from '@aws-sdk/lib-dynamodb';
 import { assertExpectation, changedFields } from '../compute/expectations.ts';
 import type { Instance } from '../compute/instance.ts';
 import { ErrorCode, InstanceNotFoundError, StratusError } from '../errors.ts';
 import type { Notification } from '../notifications/notification.ts';
+import { auditShardKey } from '../audit/shards.ts';
 import { TABLES, WAIT_SHARDS } from '../topology.ts';
 import { nextOutboxSeq } from './outbox-seq.ts';
 import {
@@ -34,6 +39,7 @@ import {
   applyChanges,
   subjectKey,
 } from './state-store.ts';
+import { queryAll } from './query-all.ts';
 
 const INSTANCE_SK = 'instance';
 const MAX_WRITE_ATTEMPTS = 8;
@@ -156,12 +162,16 @@ function waitShard(commandId: string): string {
   return `wait#${h % WAIT_SHARDS}`;
 }
 
-/** The stored instance item: the record plus its node index key while it has a node. */
-function instanceItem(instance: Instance): Record<string, unknown> {
+/**
+ * The stored instance item: the record plus its usage-audit shard key (its node, or its
+ * segment while it has none), which the by-node index lists. A write puts a retired record
+ * back in its shard; the next audit retires it again.
+ */
+export function instanceItem(instance: Instance): Record<string, unknown> {
   return {
     ...instanceKey(instance.instance_id),
     ...instance,
-    ...(instance.node ? { index_node: instance.node } : {}),
+    index_node: auditShardKey(instance),
   };
 }
 
@@ -442,6 +452,39 @@ export class DynamoDbStateStore implements StateStore {
     return items.map(fromInstanceItem);
   }
 
+  async *shardPages(shard: string): AsyncIterable<Instance[]> {
+    for await (const page of paginateQuery(
+      { client: this.doc },
+      {
+        TableName: this.table,
+        IndexName: TABLES.state.indexes.byNode.name,
+        KeyConditionExpression: 'index_node = :n',
+        ExpressionAttributeValues: { ':n': shard },
+      },
+    )) {
+      if (page.Items && page.Items.length > 0) yield page.Items.map(fromInstanceItem);
+    }
+  }
+
+  async retireFromAudit(instanceId: string, version: number): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: instanceKey(instanceId),
+          UpdateExpression: 'REMOVE index_node',
+          // Only the version the audit read: a record written since is judged again next time.
+          ConditionExpression: 'version = :v',
+          ExpressionAttributeValues: { ':v': version },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return false;
+      throw e;
+    }
+  }
+
   async listWaitingActions(until: Date): Promise<ActionRecord[]> {
     const shards = Array.from({ length: WAIT_SHARDS }, (_, i) => `wait#${i}`);
     const pages = await Promise.all(
@@ -461,21 +504,12 @@ export class DynamoDbStateStore implements StateStore {
     keyCondition: string,
     values: Record<string, unknown>,
   ): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: indexName,
-          KeyConditionExpression: keyCondition,
-          ExpressionAttributeValues: values,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll(this.doc, {
+      TableName: this.table,
+      IndexName: indexName,
+      KeyConditionExpression: keyCondition,
+      ExpressionAttributeValues: values,
+    });
     return items;
   }
 
@@ -499,21 +533,12 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   private async queryPrefix(pk: string, skPrefix: string): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
-          ExpressionAttributeValues: { ':pk': pk, ':p': skPrefix },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(out.Items ?? []));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const items = await queryAll(this.doc, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :p)',
+      ExpressionAttributeValues: { ':pk': pk, ':p': skPrefix },
+      ConsistentRead: true,
+    });
     return items;
   }
 

@@ -6,6 +6,7 @@ import { assertExpectation, changedFields } from '../compute/expectations.ts';
 import type { Instance } from '../compute/instance.ts';
 import { ErrorCode, InstanceNotFoundError, StratusError } from '../errors.ts';
 import type { Notification } from '../notifications/notification.ts';
+import { auditShardKey } from '../audit/shards.ts';
 import { nextOutboxSeq } from './outbox-seq.ts';
 import {
   type ActionRecord,
@@ -27,6 +28,8 @@ export class InMemoryStateStore implements StateStore {
   private readonly actions = new Map<string, ActionRecord>();
   private readonly outbox = new Map<string, OutboxEntry[]>();
   private readonly faults: InstanceFault[] = [];
+  /** Records out of their audit shard listing (the index key removed), until written again. */
+  private readonly retired = new Set<string>();
 
   private key(subject: ActionSubject, commandId: string): string {
     return `${subjectKey(subject)}|${commandId}`;
@@ -90,7 +93,10 @@ export class InMemoryStateStore implements StateStore {
       );
     }
     if (touchesAction && !write.startAction) this.runningAction(subject, commandId);
-    if (written) this.instances.set(next.instance_id, clone(next));
+    if (written) {
+      this.instances.set(next.instance_id, clone(next));
+      this.retired.delete(next.instance_id);
+    }
     if (touchesAction) {
       const base = write.startAction ?? (this.actions.get(key) as ActionRecord);
       this.actions.set(key, clone(applyActionUpdate(base, write, write.now)));
@@ -156,8 +162,22 @@ export class InMemoryStateStore implements StateStore {
       .map(clone);
   }
 
-  async listInstancesByNode(node: string): Promise<Instance[]> {
-    return [...this.instances.values()].filter((i) => i.node === node).map(clone);
+  async listInstancesByNode(shard: string): Promise<Instance[]> {
+    return [...this.instances.values()]
+      .filter((i) => !this.retired.has(i.instance_id) && auditShardKey(i) === shard)
+      .map(clone);
+  }
+
+  /** Pages of 100, so callers meet more than one page as they do on DynamoDB. */
+  async *shardPages(shard: string): AsyncIterable<Instance[]> {
+    const all = await this.listInstancesByNode(shard);
+    for (let i = 0; i < all.length; i += 100) yield all.slice(i, i + 100);
+  }
+
+  async retireFromAudit(instanceId: string, version: number): Promise<boolean> {
+    if (this.instances.get(instanceId)?.version !== version) return false;
+    this.retired.add(instanceId);
+    return true;
   }
 
   async listWaitingActions(until: Date): Promise<ActionRecord[]> {

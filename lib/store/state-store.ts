@@ -156,8 +156,18 @@ export interface StateStore {
   markReplySent(subject: ActionSubject, commandId: string): Promise<void>;
 
   listActions(instanceId: string): Promise<ActionRecord[]>;
-  /** Every instance record on a node (deleted ones included: the audit reads them). */
-  listInstancesByNode(node: string): Promise<Instance[]>;
+  /**
+   * Every instance record in a usage-audit shard (lib/audit/shards.ts): a node's name lists
+   * the instances on it, deleted ones included until the audit retires them.
+   */
+  listInstancesByNode(shard: string): Promise<Instance[]>;
+  /** The same records a page at a time (DynamoDB's 1 MB pages), for shards of any size. */
+  shardPages(shard: string): AsyncIterable<Instance[]>;
+  /**
+   * Takes a record out of its audit shard listing (it can be active in no period the audit
+   * will run again), if it is still at `version`. False when it changed since.
+   */
+  retireFromAudit(instanceId: string, version: number): Promise<boolean>;
   /** Running actions waiting on a lifecycle event whose deadline is at or before `until`. */
   listWaitingActions(until: Date): Promise<ActionRecord[]>;
   listFaults(instanceId: string): Promise<InstanceFault[]>;

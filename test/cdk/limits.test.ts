@@ -56,7 +56,7 @@ describe('CloudFormation quotas', () => {
     expect(count('AWS::CloudWatch::Alarm')).toBe(160);
     expect(count('AWS::SSM::Parameter')).toBe(40);
     expect(Object.keys(root.toJSON().Outputs).filter((o) => o.endsWith('QueueUrl'))).toHaveLength(
-      80 + 2, // every queue and DLQ, plus the lifecycle pair
+      80 + 2 + 2, // every queue and DLQ, plus the lifecycle and usage-audit pairs
     );
   });
 });

@@ -63,7 +63,9 @@ describe('periodic tasks', () => {
   });
 
   it('is invoked every minute by EventBridge Scheduler with the scheduled time, retries and a DLQ', () => {
-    defaults.root.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    // One schedule per scheduled function (the usage audit's fan-out has its own).
+    const schedules = resourcesOfType([defaults.root], 'AWS::Scheduler::Schedule');
+    expect(schedules.map(([, s]) => s.Properties?.Name)).toContain('stratus-periodic-tasks');
     defaults.root.hasResourceProperties('AWS::Scheduler::Schedule', {
       Name: 'stratus-periodic-tasks',
       ScheduleExpression: 'rate(1 minute)',
@@ -95,14 +97,26 @@ describe('periodic tasks', () => {
   });
 
   it('lets the schedule invoke this function only, and send only to its DLQ', () => {
-    const schedulerRoles = resourcesOfType([defaults.root], 'AWS::IAM::Role').filter(([, r]) =>
-      JSON.stringify(r.Properties?.AssumeRolePolicyDocument).includes('scheduler.amazonaws.com'),
+    // The role the periodic-tasks schedule runs as: named by the schedule's target.
+    const schedule = resourcesOfType([defaults.root], 'AWS::Scheduler::Schedule').find(
+      ([, s]) => s.Properties?.Name === 'stratus-periodic-tasks',
+    )!;
+    const roleArn = (schedule[1].Properties?.Target as { RoleArn: { 'Fn::GetAtt': string[] } })
+      .RoleArn;
+    const roleId = roleArn['Fn::GetAtt'][0]!;
+    const role = defaults.root.toJSON().Resources[roleId] as {
+      Type: string;
+      Properties: { AssumeRolePolicyDocument: unknown };
+    };
+    expect(role.Type).toBe('AWS::IAM::Role');
+    const trust = JSON.stringify(role.Properties.AssumeRolePolicyDocument);
+    expect(trust).toContain('scheduler.amazonaws.com');
+    expect(trust).toContain('aws:SourceAccount');
+    // No other schedule shares it: each scheduled function has a role of its own.
+    const sharing = resourcesOfType([defaults.root], 'AWS::Scheduler::Schedule').filter(([, s]) =>
+      JSON.stringify(s.Properties?.Target).includes(`"${roleId}"`),
     );
-    expect(schedulerRoles).toHaveLength(1);
-    const [roleId, role] = schedulerRoles[0]!;
-    expect(JSON.stringify(role.Properties?.AssumeRolePolicyDocument)).toContain(
-      'aws:SourceAccount',
-    );
+    expect(sharing).toHaveLength(1);
     const statements = statementsOfRole(roleId);
     expect(statements.flatMap(actionsOf).sort()).toEqual([
       'lambda:InvokeFunction',

@@ -37,10 +37,15 @@ function templateOf(consumer: QueueConsumer): Template {
   return index === -1 ? defaults.root : (defaults.nested[index] as Template);
 }
 
+/** Queue consumers that run ComputeManager work: the operation pipelines and lifecycle events. */
 const consumers: QueueConsumer[] = [...defaults.stack.pipelines, defaults.stack.lifecycle];
-/** Functions that are not queue consumers: the scheduled periodic-tasks function. */
-const scheduled = [defaults.stack.periodicTasks];
-const functionCount = consumers.length + scheduled.length;
+/** The usage audit's shard worker: a queue consumer with settings of its own (usage-audit.test). */
+const auditWorker = defaults.stack.usageAudit.shards;
+/** Functions that are not queue consumers: periodic tasks and the usage audit's fan-out. */
+const scheduled = [defaults.stack.periodicTasks, defaults.stack.usageAudit.fanOut];
+/** Functions that run commands (answer reply_to, use the idempotency table): all but the audit. */
+const computeFunctionCount = consumers.length + 1;
+const functionCount = consumers.length + 1 + scheduled.length;
 
 type Statement = { Action: string | string[]; Resource: unknown; Effect: string };
 function policyStatements(templates: Template[]): Statement[] {
@@ -102,8 +107,8 @@ describe('operation pipelines', () => {
     const tlsOnly = resourcesOfType(defaults.all, 'AWS::SQS::QueuePolicy').filter(([, policy]) =>
       JSON.stringify(policy.Properties).includes('"aws:SecureTransport":"false"'),
     );
-    // A queue and DLQ per consumer, and the periodic-tasks schedule's DLQ.
-    expect(queues).toBe(2 * consumers.length + scheduled.length);
+    // A queue and DLQ per consumer (the audit's shard worker too), and each schedule's DLQ.
+    expect(queues).toBe(2 * (consumers.length + 1) + scheduled.length);
     expect(tlsOnly).toHaveLength(queues);
   });
 
@@ -132,6 +137,9 @@ describe('operation pipelines', () => {
         'EventBusArn',
         'LifecycleQueueUrl',
         'LifecycleDeadLetterQueueUrl',
+        'UsageAuditQueueUrl',
+        'UsageAuditDeadLetterQueueUrl',
+        'SchemaRegistryName',
       ]),
     );
   });
@@ -162,12 +170,14 @@ describe('functions', () => {
 
   it('runs every function on nodejs24.x / arm64 with source maps and Powertools settings', () => {
     expect(functions).toHaveLength(functionCount);
-    for (const [, fn] of functions) {
+    // The usage audit sizes its two functions itself (USAGE_AUDIT, checked in usage-audit.test).
+    const auditFunctions = [auditWorker.fn, defaults.stack.usageAudit.fanOut.fn].map(logicalId);
+    for (const [id, fn] of functions) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
-        MemorySize: 512,
+        MemorySize: auditFunctions.includes(id) ? expect.any(Number) : 512,
         Environment: {
           Variables: {
             NODE_OPTIONS: '--enable-source-maps',
@@ -207,7 +217,7 @@ describe('alarms', () => {
   it('watches every queue and function, sending to the alarm topic', () => {
     const alarms = resourcesOfType(defaults.all, 'AWS::CloudWatch::Alarm');
     expect(alarms).toHaveLength(
-      4 * consumers.length + scheduled.reduce((n, s) => n + s.alarms.length, 0),
+      4 * (consumers.length + 1) + scheduled.reduce((n, s) => n + s.alarms.length, 0),
     );
     for (const [, alarm] of alarms) {
       expect(alarm.Properties).toMatchObject({
@@ -229,27 +239,30 @@ describe('alarms', () => {
     });
   });
 
-  it.each(consumers.map((c) => [c.node.path, c] as const))('%s has its four alarms', (_, c) => {
-    const template = templateOf(c);
-    const alarm = (metric: string, dimension: unknown, threshold: number) =>
-      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        MetricName: metric,
-        Dimensions: [Match.objectLike({ Value: dimension })],
-        Threshold: threshold,
-      });
-    alarm(
-      'ApproximateNumberOfMessagesVisible',
-      { 'Fn::GetAtt': [logicalId(c.deadLetterQueue), 'QueueName'] },
-      0,
-    );
-    alarm(
-      'ApproximateAgeOfOldestMessage',
-      { 'Fn::GetAtt': [logicalId(c.queue), 'QueueName'] },
-      15 * 60,
-    );
-    alarm('Errors', { Ref: logicalId(c.fn) }, 0);
-    alarm('Throttles', { Ref: logicalId(c.fn) }, 0);
-  });
+  it.each([...consumers, auditWorker].map((c) => [c.node.path, c] as const))(
+    '%s has its four alarms',
+    (_, c) => {
+      const template = templateOf(c);
+      const alarm = (metric: string, dimension: unknown, threshold: number) =>
+        template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          MetricName: metric,
+          Dimensions: [Match.objectLike({ Value: dimension })],
+          Threshold: threshold,
+        });
+      alarm(
+        'ApproximateNumberOfMessagesVisible',
+        { 'Fn::GetAtt': [logicalId(c.deadLetterQueue), 'QueueName'] },
+        0,
+      );
+      alarm(
+        'ApproximateAgeOfOldestMessage',
+        { 'Fn::GetAtt': [logicalId(c.queue), 'QueueName'] },
+        15 * 60,
+      );
+      alarm('Errors', { Ref: logicalId(c.fn) }, 0);
+      alarm('Throttles', { Ref: logicalId(c.fn) }, 0);
+    },
+  );
 
   it('uses an existing topic instead of creating one when alarm_topic_arn is set', () => {
     const topicArn = 'arn:aws:sns:eu-west-1:123456789012:ops-pager';
@@ -317,7 +330,8 @@ describe('tables', () => {
 
   it('creates the fake hypervisor table only for the fake driver', () => {
     const ec2 = synth({}, { driver: 'ec2', prefix: 'prod' });
-    Annotations.fromStack(ec2.stack).hasWarning('/Stratus', Match.stringLikeRegexp('driver=ec2'));
+    // The EC2 driver is implemented: no "not implemented" warning at synth.
+    Annotations.fromStack(ec2.stack).hasNoWarning('*', Match.anyValue());
     Annotations.fromStack(defaults.stack).hasNoWarning('*', Match.anyValue());
     const names = resourcesOfType([ec2.root], 'AWS::DynamoDB::GlobalTable').map(
       ([, t]) => t.Properties?.TableName,
@@ -401,8 +415,9 @@ describe('least-privilege IAM', () => {
     const rootPut = policyStatements([defaults.root]).filter((s) =>
       actionsOf(s).includes('events:PutEvents'),
     );
-    // The lifecycle and periodic-tasks functions live in the root stack.
-    expect(rootPut.map((s) => s.Resource)).toEqual([busArn, busArn]);
+    // The lifecycle, periodic-tasks and audit shard functions live in the root stack (the
+    // audit's fan-out publishes nothing).
+    expect(rootPut.map((s) => s.Resource)).toEqual([busArn, busArn, busArn]);
 
     defaults.stack.operationStacks.forEach((nestedStack, i) => {
       const puts = policyStatements([defaults.nested[i]!]).filter((s) =>
@@ -425,7 +440,8 @@ describe('least-privilege IAM', () => {
       .map((r) => JSON.stringify(r))
       .filter((r) => r.includes('/index/'));
     const names = Object.values(TABLES.state.indexes).map((i) => i.name);
-    expect(indexResources.length).toBe(functionCount * names.length);
+    // Every function but the audit's fan-out (which reads task_log items only) queries them.
+    expect(indexResources.length).toBe((functionCount - 1) * names.length);
     for (const resource of indexResources) {
       expect(names.some((n) => resource.includes(`/index/${n}"`))).toBe(true);
       expect(resource).not.toContain('/index/*');
@@ -437,15 +453,18 @@ describe('least-privilege IAM', () => {
   });
 
   it('lets reply_to go to queues of the same account and region by default, or to the configured ARNs', () => {
-    // The periodic-tasks schedule's role sends to its DLQ: not a reply.
-    const scheduleDlq = JSON.stringify({
-      'Fn::GetAtt': [logicalId(defaults.stack.periodicTasks.deadLetterQueue), 'Arn'],
-    });
+    // The schedules' roles send to their DLQs and the audit's fan-out to its shard queue: not
+    // replies.
+    const notReplies = [
+      ...scheduled.map((s) => s.deadLetterQueue),
+      defaults.stack.usageAudit.shards.queue,
+    ].map((queue) => JSON.stringify({ 'Fn::GetAtt': [logicalId(queue), 'Arn'] }));
     const isReply = (s: Statement) =>
-      actionsOf(s).includes('sqs:SendMessage') && JSON.stringify(s.Resource) !== scheduleDlq;
+      actionsOf(s).includes('sqs:SendMessage') && !notReplies.includes(JSON.stringify(s.Resource));
     const replies = statements.filter(isReply);
-    // The periodic tasks answer reply_to when the sweeper settles a producer's command.
-    expect(replies).toHaveLength(functionCount);
+    // The periodic tasks answer reply_to when the sweeper settles a producer's command; the
+    // usage audit answers no command.
+    expect(replies).toHaveLength(computeFunctionCount);
     for (const reply of replies) {
       expect(JSON.stringify(reply.Resource)).toBe(
         JSON.stringify({

@@ -215,6 +215,35 @@ describe('stratus against the local control plane', () => {
     );
   });
 
+  it("shows the usage audit the local clock runs: Nova's audit log, every shard done", async () => {
+    const log = await eventually('the audit of the last hour', async () => {
+      const run = await stratus(['audit-log', '--json']);
+      const view = (JSON.parse(run.out) as { instance_usage_audit_log: Record<string, unknown> })
+        .instance_usage_audit_log;
+      return view.num_hosts_done === 10 ? view : null;
+    });
+    // Two fake nodes and eight key segments; the last completed hour had no instance.
+    expect(log).toMatchObject({
+      num_hosts: 10,
+      num_hosts_not_run: 0,
+      total_instances: 0,
+      overall_status: 'ALL hosts done. 0 errors.',
+    });
+    expect(Object.keys(log.log as object)).toEqual(
+      expect.arrayContaining(['fake-node-1', 'fake-node-2', 'segment-0', 'segment-7']),
+    );
+    const text = await stratus(['audit-log']);
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/status +ALL hosts done\. 0 errors\./);
+    expect(text.out).toMatch(
+      /fake-node-1 +DONE +0 +0 +Instance usage audit ran for host fake-node-1/,
+    );
+
+    const bad = await stratus(['audit-log', 'yesterday']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('Invalid timestamp for date yesterday');
+  });
+
   it('lists a command that fails every time in its DLQ, and redrives it', async () => {
     const { FakeDriver } = await import('../../lib/virt/fake/driver.ts');
     const spawn = vi

@@ -23,6 +23,7 @@ import {
 } from '../../lib/notifications/notification.ts';
 import { EventBridgePublisher } from '../../lib/notifications/publisher.ts';
 import { assertValidDetail } from '../../lib/notifications/schemas.ts';
+import { expectMatchesRegisteredSchema } from '../support/event-schemas.ts';
 import { currentAuditPeriod } from '../../lib/notifications/audit-period.ts';
 import { updateNotification } from '../../lib/notifications/update.ts';
 import { TaskState, VmState } from '../../lib/compute/states.ts';
@@ -191,6 +192,7 @@ describeWithMoto('EventBridgePublisher on moto_server', () => {
       expect(event!.resources).toEqual(n.instance_id ? [n.instance_id] : []);
       expect(event!.detail).toEqual(JSON.parse(JSON.stringify(envelopeOf(n))));
       expect(() => assertValidDetail(event!.detail as { event_type: string })).not.toThrow();
+      expectMatchesRegisteredSchema(event! as { source: string; 'detail-type': string });
     }
   });
 });

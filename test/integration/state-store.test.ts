@@ -1,6 +1,7 @@
 // The StateStore contract, run against DynamoDB Local and against the in-memory twin, so the
 // twin the domain tests use cannot drift from the adapter that runs in Lambda.
 
+import { auditShardKey } from '../../lib/audit/shards.ts';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -314,6 +315,30 @@ function contract(name: string, makeStore: () => Promise<StateStore>) {
       });
       await waitFor([a.instance_id]);
       expect((await store.listInstancesByNode(node))[0]).not.toHaveProperty('index_node');
+    });
+
+    it('keeps a node-less record in its audit segment, pages shards, and retires by version', async () => {
+      const offloaded = await seed(store, { node: null });
+      const segment = auditShardKey(offloaded);
+      const inSegment = async () => {
+        const ids: string[] = [];
+        for await (const page of store.shardPages(segment))
+          ids.push(...page.map((i) => i.instance_id));
+        return ids;
+      };
+      expect(await inSegment()).toContain(offloaded.instance_id);
+      // A stale version does not retire; the current one does; a later write brings it back.
+      expect(await store.retireFromAudit(offloaded.instance_id, offloaded.version + 1)).toBe(false);
+      expect(await store.retireFromAudit(offloaded.instance_id, offloaded.version)).toBe(true);
+      expect(await inSegment()).not.toContain(offloaded.instance_id);
+      await store.updateInstance({
+        instanceId: offloaded.instance_id,
+        action: ref(offloaded),
+        expect: {},
+        changes: { display_name: 'renamed' },
+        now,
+      });
+      expect(await inSegment()).toContain(offloaded.instance_id);
     });
 
     it('lists running actions whose wait has expired, and forgets a finished one', async () => {

@@ -25,15 +25,17 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, envName, loadConfig } from '../../lib/config.ts';
-import { type SqsHandler, pollOnce } from '../../lib/local/event-source.ts';
+import { type SqsHandler, fakeLambdaContext, pollOnce } from '../../lib/local/event-source.ts';
 import { type LocalTopology, provisionLocal } from '../../lib/local/provision.ts';
 import { DynamoDbStateStore } from '../../lib/store/dynamodb-state-store.ts';
 import {
   IMPLEMENTED_OPERATIONS,
   type Operation,
+  USAGE_AUDIT,
   operationFunction,
   operationSlug,
 } from '../../lib/topology.ts';
+import { AUDIT_QUEUE_URL_ENV } from '../../lib/audit/compose.ts';
 import { awsTestClientConfig, emulatorEndpoints, uniquePrefix } from './emulators.ts';
 
 export interface TestStackOptions {
@@ -57,10 +59,12 @@ export interface TestStack {
   /** The queue on moto that receives every notification (when eventbridge is on). */
   eventsQueueUrl: string | null;
   motoSqs: SQSClient | null;
-  handlers: Partial<Record<Operation | 'lifecycle', SqsHandler>>;
+  handlers: Partial<Record<Operation | 'lifecycle' | 'audit', SqsHandler>>;
   send(operation: Operation, body: unknown): Promise<string>;
   /** Runs the operation's function until its queue has nothing visible left. */
-  drain(operation: Operation | 'lifecycle', maxRounds?: number): Promise<number>;
+  drain(operation: Operation | 'lifecycle' | 'audit', maxRounds?: number): Promise<number>;
+  /** Invokes the usage audit's scheduled fan-out as EventBridge Scheduler would at `at`. */
+  auditFanOut(at: Date): Promise<unknown>;
   /** Receives every notification that reached the events queue so far. */
   receiveEvents(): Promise<ReceivedEvent[]>;
   /** A reply queue on the SQS emulator; returns its URL. */
@@ -149,6 +153,7 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
     maxReceiveCount: o.maxReceiveCount ?? 5,
   });
   process.env.STRATUS_LIFECYCLE_QUEUE_URL = topology.lifecycle.url;
+  process.env[AUDIT_QUEUE_URL_ENV] = topology.audit.url;
 
   let eventsQueueUrl: string | null = null;
   let motoSqs: SQSClient | null = null;
@@ -166,7 +171,12 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
   const handlers: TestStack['handlers'] = {
     lifecycle: (await import('../../functions/lifecycle-events.ts'))
       .handler as unknown as SqsHandler,
+    audit: (await import('../../functions/usage-audit-shard.ts')).handler as unknown as SqsHandler,
   };
+  const fanOut = (await import('../../functions/usage-audit.ts')).handler as unknown as (
+    event: { scheduled_time: string },
+    context: Context,
+  ) => Promise<unknown>;
   for (const op of deployed) {
     const mod = (await import(`../../functions/${operationSlug(op)}.ts`)) as { handler: unknown };
     handlers[op] = mod.handler as SqsHandler;
@@ -210,13 +220,20 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
       return out.MessageId!;
     },
     async drain(operation, maxRounds = 50) {
-      const pair = operation === 'lifecycle' ? topology.lifecycle : topology.queues[operation];
+      const pair =
+        operation === 'lifecycle'
+          ? topology.lifecycle
+          : operation === 'audit'
+            ? topology.audit
+            : topology.queues[operation];
       const handler = handlers[operation];
       if (!pair || !handler) throw new Error(`no function for ${operation}`);
       const settings =
         operation === 'lifecycle'
           ? { timeoutSeconds: 30, batchSize: 10 }
-          : operationFunction(operation);
+          : operation === 'audit'
+            ? USAGE_AUDIT.worker
+            : operationFunction(operation);
       let total = 0;
       for (let round = 0; round < maxRounds; round++) {
         const n = await pollOnce({
@@ -234,6 +251,11 @@ export async function startTestStack(o: TestStackOptions): Promise<TestStack> {
       }
       return total;
     },
+    auditFanOut: (at) =>
+      fanOut(
+        { scheduled_time: at.toISOString() },
+        fakeLambdaContext(`${config.prefix}-usage-audit`, USAGE_AUDIT.fanOut.timeoutSeconds),
+      ),
     async receiveEvents() {
       if (!eventsQueueUrl || !motoSqs) {
         // No EventBridge here: the local notification log has every event, once.

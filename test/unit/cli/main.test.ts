@@ -127,10 +127,10 @@ describe('stratus', () => {
     expect(await stratus(['events'])).toMatchObject({ code: 0, out: 'no events' });
   });
 
-  it('says the audit log is not available yet (exit 1)', async () => {
-    const run = await stratus(['audit-log']);
-    expect(run.code).toBe(1);
-    expect(run.err).toMatch(/^stratus: the usage audit is not available yet/);
+  it('takes at most one time for audit-log, and says so (exit 2)', async () => {
+    const run = await stratus(['audit-log', '2026-01-01 00:00:00', 'extra']);
+    expect(run.code).toBe(2);
+    expect(run.err).toContain('audit-log');
   });
 
   it('writes an endpoints file from describe-stacks output', async () => {

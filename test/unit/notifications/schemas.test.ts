@@ -198,9 +198,20 @@ describe('error, api.fault, exists and audit schemas', () => {
         task_items: 10,
         errors: 0,
         message: 'Instance usage audit ran for shard fake-node-1',
+        checksum: 'ab'.repeat(32),
       },
     };
     expect(existsAuditNotificationSchema.safeParse(audit).success).toBe(true);
+    const { checksum: _c, ...noChecksum } = audit.payload;
+    expect(existsAuditNotificationSchema.safeParse({ ...audit, payload: noChecksum }).success).toBe(
+      false,
+    );
+    expect(
+      existsAuditNotificationSchema.safeParse({
+        ...audit,
+        payload: { ...audit.payload, state: 'RUNNING' },
+      }).success,
+    ).toBe(false);
   });
 });
 
