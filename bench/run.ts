@@ -86,6 +86,8 @@ function loadTimeMs(file: string): number {
       AWS_ACCESS_KEY_ID: 'bench',
       AWS_SECRET_ACCESS_KEY: 'bench',
       POWERTOOLS_LOG_LEVEL: 'SILENT',
+      // What the stack sets on the usage audit's fan-out (read at cold start).
+      STRATUS_AUDIT_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/bench-shards',
     },
   });
   return Number(out.toString());
