@@ -3,7 +3,7 @@
 // stratus:deployment tag as a condition wherever EC2 supports one); driver=fake grants no EC2
 // action at all.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type CfnElement, Validations } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
@@ -47,9 +47,13 @@ function resourceType(resource: unknown): string {
   return match[1]!;
 }
 
-/** The EC2 API calls lib/virt/ec2/driver.ts sends (`new <Name>Command(`). */
+/** The EC2 API calls the driver's modules (lib/virt/ec2/*.ts) send (`new <Name>Command(`). */
 function driverCalls(): string[] {
-  const source = readFileSync(new URL('../../lib/virt/ec2/driver.ts', import.meta.url), 'utf8');
+  const dir = new URL('../../lib/virt/ec2/', import.meta.url);
+  const source = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => readFileSync(new URL(f, dir), 'utf8'))
+    .join('\n');
   return [...new Set([...source.matchAll(/new (\w+)Command\(/g)].map((m) => `ec2:${m[1]}`))];
 }
 
