@@ -149,6 +149,7 @@ export async function runShard(
     );
     const commandId = auditCommandId(period);
     const requestId = requestIdForCommand(commandId);
+    const host = shardName(shard);
     const messageIds: string[] = [];
     let errors = 0;
     let retired = 0;
@@ -176,6 +177,8 @@ export async function runShard(
               commandId,
               requestId,
               now: deps.clock(),
+              // Which manifest counts it: billing checks each shard's exists against its manifest.
+              extra: { audit_shard: host },
             }),
           );
         } catch (e) {

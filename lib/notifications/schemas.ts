@@ -87,6 +87,11 @@ export const existsPayloadSchema = legacyInstancePayloadSchema.extend({
   audit_period_beginning: legacyTime,
   audit_period_ending: legacyTime,
   bandwidth,
+  /**
+   * The periodic audit's exists only: the shard whose `exists.audit` manifest counts it (a node
+   * name or `segment-<k>`). Absent from the mid-period exists of rebuild, rescue, resize, shelve.
+   */
+  audit_shard: z.string().min(1).optional(),
 });
 
 export const errorPayloadSchema = legacyInstancePayloadSchema.extend({

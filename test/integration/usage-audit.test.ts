@@ -3,6 +3,7 @@
 // fan-out and the shard worker run on the emulators, and the exists reach a billing queue
 // through EventBridge → rule → SQS on moto. The clock is faked (Date only) so the three
 // periods pass in seconds; everything else is real.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { DynamoDbTaskLog } from '../../lib/audit/dynamodb-task-log.ts';
 import { newRunId, runShard } from '../../lib/audit/run-shard.ts';
@@ -184,7 +185,19 @@ describeWithMoto('usage audit through EventBridge to a billing queue', () => {
           /:00:00\.000000$/.test(e.detail.payload.audit_period_ending as string),
       );
       expect(items).toBe(periodic.length);
-      for (const m of list) assertValidDetail(m.detail);
+      // What docs/billing.md tells billing to check: each shard's exists (by audit_shard)
+      // against its manifest's count and checksum.
+      for (const m of list) {
+        assertValidDetail(m.detail);
+        const ids = periodic
+          .filter((e) => e.detail.payload.audit_shard === m.detail.payload.shard)
+          .map((e) => e.detail.message_id)
+          .sort();
+        expect(ids).toHaveLength(m.detail.payload.task_items as number);
+        expect(createHash('sha256').update(ids.join('\n')).digest('hex')).toBe(
+          m.detail.payload.checksum,
+        );
+      }
     }
 
     const log = await usageAuditLog(

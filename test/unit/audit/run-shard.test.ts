@@ -97,6 +97,7 @@ describe('runShard', () => {
     for (const n of h.exists()) {
       expect(n.payload.audit_period_beginning).toBe('2026-03-10 09:00:00.000000');
       expect(n.payload.audit_period_ending).toBe('2026-03-10 10:00:00.000000');
+      expect(n.payload.audit_shard).toBe('node-1');
       const instance = [running, deletedDuring].find((i) => i.instance_id === n.instance_id)!;
       expect(n.message_id).toBe(
         existsMessageId(
