@@ -37,6 +37,14 @@ export function dash(value: unknown): string {
 /** One notification as `npm start` and `stratus events` print it. */
 export function formatEventLine(event: LoggedNotification): string {
   const p = event.detail.payload;
+  if (event['detail-type'] === 'compute.instance.exists.audit') {
+    // A usage-audit manifest is about a shard and a period, not an instance.
+    return (
+      `  event  ${event['detail-type'].padEnd(34)} shard ${String(p.shard)} ` +
+      `${String(p.period_beginning).slice(0, 16)} ${String(p.state)} ` +
+      `${String(p.task_items)} instances, ${String(p.errors)} errors`
+    );
+  }
   const state =
     typeof p.state === 'string'
       ? ` ${p.state}/${typeof p.state_description === 'string' && p.state_description ? p.state_description : '-'}`

@@ -54,6 +54,8 @@ function printTable(e: Endpoints, dataDir: string, memory: boolean): void {
     ['notifications', e.notifications_log ?? ''],
     ['data', memory ? '(memory only)' : dataDir],
     ...Object.entries(e.sqs.queues).map(([op, url]) => [`queue ${op}`, url] as [string, string]),
+    ...(e.sqs.lifecycle ? [['queue lifecycle events', e.sqs.lifecycle] as [string, string]] : []),
+    ...(e.sqs.audit ? [['queue usage audit shards', e.sqs.audit] as [string, string]] : []),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log('\nStratus control plane is up\n');
