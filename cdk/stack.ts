@@ -18,6 +18,7 @@ import { LifecycleEvents } from './constructs/lifecycle-events.ts';
 import { NotificationBus } from './constructs/notification-bus.ts';
 import type { OperationPipeline } from './constructs/operation-pipeline.ts';
 import { OperationsStack, operationChunks, pascalCase } from './constructs/operations-stack.ts';
+import { quotaCodesOf } from '../lib/virt/ec2/quotas.ts';
 import { EventSchemas } from './constructs/event-schemas.ts';
 import { PeriodicTasks } from './constructs/periodic-tasks.ts';
 import { UsageAudit } from './constructs/usage-audit.ts';
@@ -88,6 +89,7 @@ export class StratusStack extends Stack {
             ec2: new Ec2Access({
               deployment: prefix,
               dedicatedHosts: options.ec2.dedicated_hosts,
+              quotaCodes: quotaCodesOf(options.ec2),
             }),
           }
         : {}),

@@ -63,6 +63,8 @@ export interface Ec2AccessProps {
   readonly deployment: string;
   /** ec2.dedicated_hosts: launches onto Dedicated Hosts, which DescribeHosts discovers. */
   readonly dedicatedHosts: boolean;
+  /** The Service Quotas codes of pools sized `"vcpus": "quota"` (read at both levels). */
+  readonly quotaCodes?: readonly string[];
 }
 
 export type Ec2AccessLevel = 'driver' | 'read';
@@ -94,7 +96,23 @@ export class Ec2Access {
       actions: [...EC2_DESCRIBE_ACTIONS, ...(dedicatedHosts ? ['ec2:DescribeHosts'] : [])],
       resources: ['*'],
     });
-    if (level === 'read') return [describe];
+    // Capacity is read wherever nodes are sized (resource audit, scheduling): both levels.
+    const quotas = (this.props.quotaCodes ?? []).map(
+      (code) =>
+        new PolicyStatement({
+          sid: `ServiceQuota${code.replace(/[^A-Za-z0-9]/g, '')}`,
+          actions: ['servicequotas:GetServiceQuota'],
+          resources: [
+            stack.formatArn({
+              service: 'servicequotas',
+              resource: 'ec2',
+              resourceName: code,
+              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+            }),
+          ],
+        }),
+    );
+    if (level === 'read') return [describe, ...quotas];
 
     const instance = arn('instance');
     const volume = arn('volume');
@@ -105,6 +123,7 @@ export class Ec2Access {
     const securityGroup = arn('security-group');
     return [
       describe,
+      ...quotas,
       new PolicyStatement({
         sid: 'Ec2LaunchTagged',
         actions: ['ec2:RunInstances'],

@@ -51,7 +51,8 @@ function resourceType(resource: unknown): string {
 function driverCalls(): string[] {
   const dir = new URL('../../lib/virt/ec2/', import.meta.url);
   const source = readdirSync(dir)
-    .filter((f) => f.endsWith('.ts'))
+    // quotas.ts calls Service Quotas, not EC2 (its grant is checked below).
+    .filter((f) => f.endsWith('.ts') && f !== 'quotas.ts')
     .map((f) => readFileSync(new URL(f, dir), 'utf8'))
     .join('\n');
   return [...new Set([...source.matchAll(/new (\w+)Command\(/g)].map((m) => `ec2:${m[1]}`))];
@@ -216,6 +217,36 @@ describe('EC2 permissions with driver=ec2', () => {
     expect(actionsOf(describe)).toContain('ec2:DescribeHosts');
     const from = statements.find((s) => s.Sid === 'Ec2LaunchFrom')!;
     expect(resourcesOf(from).map(resourceType)).toContain('dedicated-host');
+  });
+});
+
+describe('Service Quotas for pools sized by the vCPU quota', () => {
+  const quotaStatements = (p: Policies) =>
+    p
+      .flatMap((x) => x.statements)
+      .filter((s) => actionsOf(s).includes('servicequotas:GetServiceQuota'));
+
+  it('lets the functions that size nodes read exactly that quota', () => {
+    const quota = synth(
+      {},
+      {
+        driver: 'ec2',
+        prefix: 'prod',
+        ec2: JSON.stringify({
+          pools: [{ node: 'ec2:us-east-1a', availability_zone: 'us-east-1a', vcpus: 'quota' }],
+        }),
+      },
+    );
+    const statements = quotaStatements(policies(quota.all));
+    expect(statements.length).toBeGreaterThan(0);
+    for (const statement of statements) {
+      expect(actionsOf(statement)).toEqual(['servicequotas:GetServiceQuota']);
+      expect(JSON.stringify(statement.Resource)).toContain(':ec2/L-1216C47A');
+    }
+  });
+
+  it('grants none when every pool has a number', () => {
+    expect(quotaStatements(ec2Policies)).toEqual([]);
   });
 });
 
