@@ -206,6 +206,9 @@ export class CommandRuntime {
  * message ids are deterministic, entries leave the outbox only after they were published, and
  * the reply is marked sent only after it was sent.
  */
+/** How long a deliverer may take to send a reply before another may (SendMessage is ms). */
+export const REPLY_CLAIM_MS = 30_000;
+
 export async function deliverCommitted(
   deps: ComputeDeps,
   subject: ActionSubject,
@@ -214,8 +217,19 @@ export async function deliverCommitted(
   await publishPending(deps, subject, commandId);
   const action = await deps.store.getAction(subject, commandId);
   if (action?.outcome && action.reply_to && !action.reply_sent) {
-    await deps.replies.send(action.reply_to, action.outcome);
-    await deps.store.markReplySent(subject, commandId);
+    // Claimed first, so two deliverers of one command (its own run and a lifecycle event, say)
+    // do not both send it; a claim whose holder died lapses, so the reply is never lost.
+    const now = deps.clock();
+    const until = new Date(now.getTime() + REPLY_CLAIM_MS);
+    if (await deps.store.claimReply(subject, commandId, now, until)) {
+      try {
+        await deps.replies.send(action.reply_to, action.outcome);
+      } catch (e) {
+        await deps.store.claimReply(subject, commandId, now, null).catch(() => undefined);
+        throw e;
+      }
+      await deps.store.markReplySent(subject, commandId);
+    }
   }
   return action;
 }

@@ -438,6 +438,37 @@ export class DynamoDbStateStore implements StateStore {
     );
   }
 
+  async claimReply(
+    subject: ActionSubject,
+    commandId: string,
+    now: Date,
+    until: Date | null,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: actionKey(subject, commandId),
+          // `until` null releases: the claim lapses at once (a send that failed).
+          UpdateExpression: 'SET reply_claimed_until = :until',
+          ConditionExpression:
+            until === null
+              ? 'attribute_exists(pk)'
+              : 'attribute_exists(pk) AND reply_sent = :false AND ' +
+                '(attribute_not_exists(reply_claimed_until) OR reply_claimed_until < :now)',
+          ExpressionAttributeValues: {
+            ':until': (until ?? new Date(now.getTime() - 1)).toISOString(),
+            ...(until === null ? {} : { ':false': false, ':now': now.toISOString() }),
+          },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return false;
+      throw e;
+    }
+  }
+
   async listActions(instanceId: string): Promise<ActionRecord[]> {
     const items = await this.queryPrefix(`inst#${instanceId}`, 'action#');
     return items

@@ -28,6 +28,8 @@ export class InMemoryStateStore implements StateStore {
   private readonly actions = new Map<string, ActionRecord>();
   private readonly outbox = new Map<string, OutboxEntry[]>();
   private readonly faults: InstanceFault[] = [];
+  /** Who may send an action's reply until when (claimReply), by action key. */
+  private readonly replyClaims = new Map<string, string>();
   /** Records out of their audit shard listing (the index key removed), until written again. */
   private readonly retired = new Set<string>();
 
@@ -153,6 +155,25 @@ export class InMemoryStateStore implements StateStore {
   async markReplySent(subject: ActionSubject, commandId: string): Promise<void> {
     const a = this.actions.get(this.key(subject, commandId));
     if (a) a.reply_sent = true;
+  }
+
+  async claimReply(
+    subject: ActionSubject,
+    commandId: string,
+    now: Date,
+    until: Date | null,
+  ): Promise<boolean> {
+    const key = this.key(subject, commandId);
+    const a = this.actions.get(key);
+    if (!a) return false;
+    if (until === null) {
+      this.replyClaims.delete(key);
+      return true;
+    }
+    const held = this.replyClaims.get(key);
+    if (a.reply_sent || (held !== undefined && held >= now.toISOString())) return false;
+    this.replyClaims.set(key, until.toISOString());
+    return true;
   }
 
   async listActions(instanceId: string): Promise<ActionRecord[]> {

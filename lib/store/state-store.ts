@@ -154,6 +154,18 @@ export interface StateStore {
   /** Removes published entries from the outbox. */
   clearOutbox(subject: ActionSubject, entries: readonly OutboxEntry[]): Promise<void>;
   markReplySent(subject: ActionSubject, commandId: string): Promise<void>;
+  /**
+   * Takes the right to send the action's reply until `until` (two deliverers of one finished
+   * command, such as its own run and a lifecycle event, must not both send it). False when the
+   * reply was sent, or another deliverer holds an unexpired claim. A claim that lapses (its
+   * holder died before sending) can be taken again, so a reply is never lost.
+   */
+  claimReply(
+    subject: ActionSubject,
+    commandId: string,
+    now: Date,
+    until: Date | null,
+  ): Promise<boolean>;
 
   listActions(instanceId: string): Promise<ActionRecord[]>;
   /**

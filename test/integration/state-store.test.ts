@@ -380,6 +380,21 @@ function contract(name: string, makeStore: () => Promise<StateStore>) {
       expect((await store.getInstance(i.instance_id))?.version).toBe(1);
     });
 
+    it('lets one deliverer claim a reply: until sent, or until its claim lapses or is released', async () => {
+      const a = action('22222222-2222-4222-8222-222222222222', `reply-${name}`);
+      await store.startAction(a);
+      const t = (s: number) => new Date(now.getTime() + s * 1000);
+      expect(await store.claimReply(a.subject, a.command_id, t(0), t(30))).toBe(true);
+      expect(await store.claimReply(a.subject, a.command_id, t(1), t(31))).toBe(false);
+      // The holder died: once its claim lapsed, another deliverer may send.
+      expect(await store.claimReply(a.subject, a.command_id, t(31), t(61))).toBe(true);
+      // A failed send releases at once.
+      expect(await store.claimReply(a.subject, a.command_id, t(32), null)).toBe(true);
+      expect(await store.claimReply(a.subject, a.command_id, t(33), t(63))).toBe(true);
+      await store.markReplySent(a.subject, a.command_id);
+      expect(await store.claimReply(a.subject, a.command_id, t(100), t(130))).toBe(false);
+    });
+
     it('starts an action once and returns the stored one afterwards', async () => {
       const a = action('11111111-1111-4111-8111-111111111111', `once-${name}`);
       expect((await store.startAction(a)).created).toBe(true);
