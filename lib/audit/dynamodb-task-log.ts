@@ -3,9 +3,9 @@
 // the period's expected-shard set (`shards`). Conditions make the twin's rules hold across
 // concurrent runs: one owner per RUNNING entry, DONE is final.
 
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { AuditPeriod } from '../notifications/audit-period.ts';
+import { conditionalWrite } from '../store/conditional-write.ts';
 import {
   type BeginResult,
   type FinishResult,
@@ -29,16 +29,6 @@ function fromItem(item: Record<string, unknown>): TaskLogEntry {
   return entry as unknown as TaskLogEntry;
 }
 
-async function conditional(write: Promise<unknown>): Promise<boolean> {
-  try {
-    await write;
-    return true;
-  } catch (e) {
-    if (e instanceof ConditionalCheckFailedException) return false;
-    throw e;
-  }
-}
-
 export class DynamoDbTaskLog implements TaskLog {
   private readonly doc: DynamoDBDocumentClient;
   private readonly table: string;
@@ -55,7 +45,7 @@ export class DynamoDbTaskLog implements TaskLog {
     now: Date,
   ): Promise<BeginResult> {
     const fresh = newEntry(period, shard, run, now);
-    const started = await conditional(
+    const started = await conditionalWrite(
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
@@ -95,7 +85,7 @@ export class DynamoDbTaskLog implements TaskLog {
   }
 
   async renew(period: AuditPeriod, shard: string, runId: string, leaseUntil: Date) {
-    return conditional(
+    return conditionalWrite(
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
@@ -114,7 +104,7 @@ export class DynamoDbTaskLog implements TaskLog {
   }
 
   async finish(period: AuditPeriod, shard: string, runId: string, result: FinishResult, now: Date) {
-    return conditional(
+    return conditionalWrite(
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
@@ -140,7 +130,7 @@ export class DynamoDbTaskLog implements TaskLog {
   }
 
   async release(period: AuditPeriod, shard: string, runId: string, now: Date) {
-    await conditional(
+    await conditionalWrite(
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,
@@ -159,7 +149,7 @@ export class DynamoDbTaskLog implements TaskLog {
   }
 
   async markManifestSent(period: AuditPeriod, shard: string) {
-    await conditional(
+    await conditionalWrite(
       this.doc.send(
         new UpdateCommand({
           TableName: this.table,

@@ -32,6 +32,7 @@ import {
 } from './node-store.ts';
 import type { Claim, ClaimKey, ComputeNode, NodeInventory, Resources } from './types.ts';
 import { queryAll } from '../store/query-all.ts';
+import { conditionalWrite } from '../store/conditional-write.ts';
 
 /** BatchGetItem reads at most 100 keys a call. */
 const BATCH_GET_MAX_KEYS = 100;
@@ -124,41 +125,42 @@ export class DynamoDbNodeStore implements NodeStore {
     expectedGeneration: number | null,
     now: Date,
   ): Promise<boolean> {
-    try {
-      if (expectedGeneration === null) {
-        const item: ComputeNode = {
-          node,
-          ...inventory,
-          vcpus_used: 0,
-          memory_mb_used: 0,
-          local_gb_used: 0,
-          claim_count: 0,
-          generation: 1,
-          usage_version: 0,
-          created_at: now.toISOString(),
-          updated_at: now.toISOString(),
-        };
-        await this.doc.send(
+    if (expectedGeneration === null) {
+      const item: ComputeNode = {
+        node,
+        ...inventory,
+        vcpus_used: 0,
+        memory_mb_used: 0,
+        local_gb_used: 0,
+        claim_count: 0,
+        generation: 1,
+        usage_version: 0,
+        created_at: now.toISOString(),
+        updated_at: now.toISOString(),
+      };
+      return conditionalWrite(
+        this.doc.send(
           new PutCommand({
             TableName: this.table,
             Item: { ...inventoryKey(node), ...item },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
-        );
-        return true;
-      }
-      const names: Record<string, string> = {};
-      const values: Record<string, unknown> = {
-        ':g': expectedGeneration,
-        ':one': 1,
-        ':now': now.toISOString(),
-      };
-      const sets = INVENTORY_FIELDS.map((f, i) => {
-        names[`#f${i}`] = f;
-        values[`:f${i}`] = inventory[f];
-        return `#f${i} = :f${i}`;
-      });
-      await this.doc.send(
+        ),
+      );
+    }
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {
+      ':g': expectedGeneration,
+      ':one': 1,
+      ':now': now.toISOString(),
+    };
+    const sets = INVENTORY_FIELDS.map((f, i) => {
+      names[`#f${i}`] = f;
+      values[`:f${i}`] = inventory[f];
+      return `#f${i} = :f${i}`;
+    });
+    return conditionalWrite(
+      this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: inventoryKey(node),
@@ -167,12 +169,8 @@ export class DynamoDbNodeStore implements NodeStore {
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
-      );
-      return true;
-    } catch (e) {
-      if ((e as Error).name === 'ConditionalCheckFailedException') return false;
-      throw e;
-    }
+      ),
+    );
   }
 
   async getClaim(key: ClaimKey): Promise<Claim | null> {
@@ -285,8 +283,8 @@ export class DynamoDbNodeStore implements NodeStore {
     claimCount: number,
     now: Date,
   ): Promise<boolean> {
-    try {
-      await this.doc.send(
+    return conditionalWrite(
+      this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: inventoryKey(node),
@@ -304,12 +302,8 @@ export class DynamoDbNodeStore implements NodeStore {
             ':uv': expectedUsageVersion,
           },
         }),
-      );
-      return true;
-    } catch (e) {
-      if ((e as Error).name === 'ConditionalCheckFailedException') return false;
-      throw e;
-    }
+      ),
+    );
   }
 
   private async batchGet(allKeys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {

@@ -5,10 +5,7 @@
 //          outbox     pk <subject key>   sk outbox#<command_id>#<seq>      (one per notification)
 //          fault      pk inst#<id>       sk fault#<created_at>#<command_id>
 
-import {
-  ConditionalCheckFailedException,
-  TransactionCanceledException,
-} from '@aws-sdk/client-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
@@ -24,6 +21,7 @@ import { ErrorCode, InstanceNotFoundError, StratusError } from '../errors.ts';
 import type { Notification } from '../notifications/notification.ts';
 import { auditShardKey } from '../audit/shards.ts';
 import { TABLES, WAIT_SHARDS } from '../topology.ts';
+import { conditionalWrite } from './conditional-write.ts';
 import { nextOutboxSeq } from './outbox-seq.ts';
 import {
   type ActionEvent,
@@ -444,8 +442,8 @@ export class DynamoDbStateStore implements StateStore {
     now: Date,
     until: Date | null,
   ): Promise<boolean> {
-    try {
-      await this.doc.send(
+    return conditionalWrite(
+      this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: actionKey(subject, commandId),
@@ -461,12 +459,8 @@ export class DynamoDbStateStore implements StateStore {
             ...(until === null ? {} : { ':false': false, ':now': now.toISOString() }),
           },
         }),
-      );
-      return true;
-    } catch (e) {
-      if (e instanceof ConditionalCheckFailedException) return false;
-      throw e;
-    }
+      ),
+    );
   }
 
   async listActions(instanceId: string): Promise<ActionRecord[]> {
@@ -498,8 +492,8 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async retireFromAudit(instanceId: string, version: number): Promise<boolean> {
-    try {
-      await this.doc.send(
+    return conditionalWrite(
+      this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: instanceKey(instanceId),
@@ -508,12 +502,8 @@ export class DynamoDbStateStore implements StateStore {
           ConditionExpression: 'version = :v',
           ExpressionAttributeValues: { ':v': version },
         }),
-      );
-      return true;
-    } catch (e) {
-      if (e instanceof ConditionalCheckFailedException) return false;
-      throw e;
-    }
+      ),
+    );
   }
 
   async listWaitingActions(until: Date): Promise<ActionRecord[]> {

@@ -3,8 +3,8 @@
 // run is one conditional write: of two schedulers that both find the task due, one writes and
 // runs it, the other's condition fails and it skips.
 
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { conditionalWrite } from '../../store/conditional-write.ts';
 
 export interface PeriodicSchedule {
   /**
@@ -34,8 +34,8 @@ export class DynamoDbPeriodicSchedule implements PeriodicSchedule {
   }
 
   async claim(task: string, now: Date, intervalSeconds: number): Promise<boolean> {
-    try {
-      await this.doc.send(
+    return conditionalWrite(
+      this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: scheduleKey(task),
@@ -47,13 +47,8 @@ export class DynamoDbPeriodicSchedule implements PeriodicSchedule {
             ':due': dueBefore(now, intervalSeconds),
           },
         }),
-      );
-      return true;
-    } catch (e) {
-      if (e instanceof ConditionalCheckFailedException) return false;
-      if ((e as Error).name === 'ConditionalCheckFailedException') return false;
-      throw e;
-    }
+      ),
+    );
   }
 }
 
